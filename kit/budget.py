@@ -1,0 +1,111 @@
+"""The three compute budgets (smoke | cpu | gpu) and the one place that picks the device."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+BUDGETS: tuple[str, ...] = ("smoke", "cpu", "gpu")
+DEFAULT_BUDGET = "cpu"
+ENV_VAR = "KIT_BUDGET"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BudgetInfo:
+    """What a budget is for and roughly what it costs."""
+
+    name: str
+    purpose: str
+    wall_time: str
+    data: str
+
+
+BUDGET_INFO: dict[str, BudgetInfo] = {
+    "smoke": BudgetInfo("smoke", "CI and nbval: proves the notebook runs end to end", "seconds",
+                        "tiny subsets, one or two epochs, offline data only"),
+    "cpu": BudgetInfo("cpu", "a laptop: the numbers each notebook states are measured here", "minutes",
+                      "offline data (MNIST-5k, digits, MNIST-1D, Shakespeare, SmolLM2)"),
+    "gpu": BudgetInfo("gpu", "paper scale: full datasets, larger models, many epochs", "hours",
+                      "may download (MNIST, Fashion-MNIST, CIFAR-10) into data/cache/"),
+}
+
+
+def budget_table() -> list[dict[str, str]]:
+    """The three budgets as rows (name, purpose, wall time, data) for a table."""
+    return [{"budget": b.name, "purpose": b.purpose, "wall time": b.wall_time, "data": b.data}
+            for b in BUDGET_INFO.values()]
+
+
+class UnknownBudgetError(ValueError):
+    """Raised for a budget name that is not one of BUDGETS."""
+
+
+def get_budget(budget: str | None = None) -> str:
+    """Return the budget: the argument if given, else $KIT_BUDGET, else 'cpu'."""
+    if budget is None:
+        budget = os.environ.get(ENV_VAR) or DEFAULT_BUDGET
+        source = f"environment variable {ENV_VAR}" if os.environ.get(ENV_VAR) else "default"
+    else:
+        source = "argument 'budget'"
+    if not isinstance(budget, str):
+        raise TypeError(f"budget must be a string, one of {BUDGETS}; got {type(budget).__name__}")
+    name = budget.strip().lower()
+    if name not in BUDGETS:
+        raise UnknownBudgetError(f"unknown budget {budget!r} (from {source}); choose one of {', '.join(BUDGETS)}")
+    return name
+
+
+def choose(budget: str | None = None, *, smoke: T, cpu: T, gpu: T) -> T:
+    """Pick the value that belongs to the budget, e.g. ``choose(b, smoke=1, cpu=10, gpu=200)`` epochs."""
+    return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[get_budget(budget)]
+
+
+def accelerator_available() -> bool:
+    """True when CUDA or Apple MPS can be used."""
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps is not None and mps.is_available())
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The kit's device choice: CUDA if present, else Apple MPS, else CPU (or ``prefer`` if given)."""
+    if prefer is not None:
+        if not isinstance(prefer, (str, torch.device)):
+            raise TypeError(f"prefer must be a device name such as 'cpu' or 'cuda'; got {type(prefer).__name__}")
+        device = torch.device(prefer)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("prefer='cuda' but CUDA is not available; use 'cpu' or leave prefer=None")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve(budget: str | None = None, device: str | torch.device | None = None) -> tuple[str, torch.device]:
+    """Budget and device together; warns when the gpu budget has no accelerator (it still runs)."""
+    name = get_budget(budget)
+    dev = get_device(device)
+    if name == "gpu" and dev.type == "cpu":
+        warnings.warn(
+            "budget 'gpu' asks for paper-scale runs but no CUDA/MPS device was found: running on the CPU, "
+            "which will take a very long time. Use budget='cpu' for laptop-sized runs.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return name, dev
+
+
+def describe(budget: str, device: torch.device) -> str:
+    """One line that every notebook prints: budget, device, torch version, threads."""
+    threads = torch.get_num_threads()
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    return (f"kit: budget={budget} device={device.type}{gpu} torch={torch.__version__} "
+            f"threads={threads}")

@@ -1,0 +1,175 @@
+"""Execute notebooks headless with Papermill, write HTML reports, and sweep a parameter.
+
+    python -m kit.runner run notebooks/00_tour.ipynb --budget cpu --out reports
+    python -m kit.runner all --budget cpu --out reports
+    python -m kit.runner sweep notebooks/00_tour.ipynb --param epochs --values 2,5,10 --budget smoke
+
+A run writes ``<out>/<name>.ipynb`` (executed), ``<out>/<name>.html`` (figures embedded, no CDN)
+and ``<out>/<name>.json`` (the numbers the notebook recorded with ``kit.record``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import results as results_mod
+from .budget import BUDGETS, get_budget
+from .plots import EXTERNAL_SCRIPT, sweep_chart
+
+KERNEL = "python3"
+
+
+@dataclass
+class Run:
+    """Paths and recorded numbers of one executed notebook."""
+
+    notebook: Path
+    executed: Path
+    html: Path | None
+    results_file: Path
+    results: dict[str, Any]
+
+
+def _check_notebook(notebook: str | os.PathLike) -> Path:
+    path = Path(notebook)
+    if path.suffix != ".ipynb":
+        raise ValueError(f"notebook must be an .ipynb file (the paired copy); got {path}")
+    if not path.exists():
+        raise FileNotFoundError(f"notebook {path} does not exist")
+    return path
+
+
+def execute(notebook: str | os.PathLike, *, out_dir: str | os.PathLike = "reports", budget: str | None = None,
+            parameters: dict[str, Any] | None = None, html: bool = True, name: str | None = None) -> Run:
+    """Run a notebook headless at a budget; write the executed copy, its HTML report and its results JSON."""
+    import papermill
+
+    nb = _check_notebook(notebook)
+    budget = get_budget(budget)
+    params = dict(parameters or {})
+    if not all(isinstance(k, str) and k.isidentifier() for k in params):
+        raise ValueError(f"parameter names must be Python identifiers; got {list(params)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = name or nb.stem
+    executed, results_file = out / f"{stem}.ipynb", out / f"{stem}.json"
+    results_file.unlink(missing_ok=True)  # a stale file must not pass for this run's numbers
+    env = {"KIT_BUDGET": budget, results_mod.ENV_VAR: str(results_file.resolve()), "KIT_INTERACTIVE": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        papermill.execute_notebook(str(nb), str(executed), parameters={"budget": budget, **params},
+                                   kernel_name=KERNEL, cwd=str(nb.parent), progress_bar=False)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    html_path = write_html(executed, out / f"{stem}.html") if html else None
+    values = results_mod.load(results_file)["values"] if results_file.exists() else {}
+    return Run(nb, executed, html_path, results_file, values)
+
+
+def write_html(executed: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Export an executed notebook to a self-contained HTML report (figures included)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    # the template links require.js and MathJax from CDNs; reports must render offline without them
+    body = EXTERNAL_SCRIPT.sub("", body)
+    target = Path(target)
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def parse_value(text: str) -> Any:
+    """A sweep value from the command line: a Python literal if it parses as one, else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def sweep(notebook: str | os.PathLike, param: str, values: Sequence[Any], *,
+          out_dir: str | os.PathLike = "reports", budget: str | None = None) -> tuple[Path, Path]:
+    """Run the notebook once per value of ``param``; write a CSV of recorded numbers and a chart."""
+    nb = _check_notebook(notebook)
+    if not isinstance(param, str) or not param.isidentifier():
+        raise ValueError(f"param must be a notebook parameter name; got {param!r}")
+    if isinstance(values, str) or not values:
+        raise ValueError("values must be a non-empty list of parameter values")
+    out = Path(out_dir)
+    runs_dir = out / "sweeps" / f"{nb.stem}_{param}"
+    rows = []
+    for v in values:
+        run = execute(nb, out_dir=runs_dir, budget=budget, parameters={param: v}, html=False,
+                      name=f"{param}={v}")
+        rows.append({param: v, **run.results})
+    names = sorted({k for r in rows for k in r if k != param})
+    csv_path = out / f"{nb.stem}_sweep_{param}.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[param, *names])
+        writer.writeheader()
+        writer.writerows(rows)
+    numeric = {n: [r.get(n, float("nan")) for r in rows] for n in names
+               if all(isinstance(r.get(n), (int, float)) and not isinstance(r.get(n), bool) for r in rows)}
+    chart_path = out / f"{nb.stem}_sweep_{param}.html"
+    sweep_chart(param, list(values), numeric).write_html(str(chart_path), include_plotlyjs=True)
+    return csv_path, chart_path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m kit.runner", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="execute one notebook")
+    run_p.add_argument("notebook")
+    run_p.add_argument("-p", "--param", action="append", default=[], help="name=value (repeatable)")
+    all_p = sub.add_parser("all", help="execute every notebooks/*.ipynb")
+    all_p.add_argument("--notebooks", default="notebooks")
+    sweep_p = sub.add_parser("sweep", help="run a notebook once per parameter value")
+    sweep_p.add_argument("notebook")
+    sweep_p.add_argument("--param", required=True)
+    sweep_p.add_argument("--values", required=True, help="comma-separated, e.g. 2,5,10")
+    for p in (run_p, all_p, sweep_p):
+        p.add_argument("--budget", default=None, choices=BUDGETS)
+        p.add_argument("--out", default="reports")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        params = {}
+        for item in args.param:
+            if "=" not in item:
+                parser.error(f"--param takes name=value; got {item!r}")
+            k, v = item.split("=", 1)
+            params[k] = parse_value(v)
+        run = execute(args.notebook, out_dir=args.out, budget=args.budget, parameters=params)
+        print(f"wrote {run.executed}, {run.html}, {run.results_file}")
+        for k, v in run.results.items():
+            print(f"  {k}: {v}")
+    elif args.command == "all":
+        notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
+        if not notebooks:
+            parser.error(f"no NN_*.ipynb notebooks in {args.notebooks}")
+        for nb in notebooks:
+            run = execute(nb, out_dir=args.out, budget=args.budget)
+            print(f"wrote {run.html}")
+    else:
+        values = [parse_value(v.strip()) for v in args.values.split(",") if v.strip()]
+        csv_path, chart = sweep(args.notebook, args.param, values, out_dir=args.out, budget=args.budget)
+        print(f"wrote {csv_path} and {chart}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""THE training loop: ``fit`` and ``evaluate``, with callbacks so methods plug in their strategies.
+
+Strategies (pruning masks, SFW constraints, federated clients) hook in through :class:`Callback`;
+no method writes its own loop. ``fit`` runs unchanged under HF Accelerate: pass an
+``accelerate.Accelerator`` and launch with ``accelerate launch``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .budget import get_device
+from .data import make_loader
+from .schedules import Schedule, as_schedule
+from .seeding import check_seed, seed_everything
+from .validate import check_choice, check_float, check_int
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def classification_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy; sequence outputs (N, T, C) with targets (N, T) are flattened first."""
+    if output.dim() > 2:
+        output, target = output.reshape(-1, output.shape[-1]), target.reshape(-1)
+    return nn.functional.cross_entropy(output, target)
+
+
+def _correct(output: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
+    if target.dtype not in (torch.long, torch.int, torch.int32) or output.dim() < 2:
+        return 0, 0
+    pred = output.argmax(dim=-1)
+    return int((pred == target).sum()), target.numel()
+
+
+@dataclass
+class History:
+    """Per-epoch records of one ``fit`` run: loss, accuracy, lr, time (train and validation)."""
+
+    records: list[dict[str, float]] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> list[float]:
+        if not self.records or key not in self.records[0]:
+            known = ", ".join(self.records[0]) if self.records else "none (empty history)"
+            raise KeyError(f"no metric {key!r} in history; recorded: {known}")
+        return [r[key] for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __contains__(self, key: object) -> bool:
+        return bool(self.records) and key in self.records[0]
+
+    def last(self, key: str) -> float:
+        """The metric's value after the last epoch."""
+        return self[key][-1]
+
+    def keys(self) -> list[str]:
+        """Recorded metric names."""
+        return list(self.records[0]) if self.records else []
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """Column view: metric -> list over epochs."""
+        return {k: self[k] for k in self.keys()}
+
+
+@dataclass
+class TrainState:
+    """What callbacks see: the model and optimizer, counters, the current batch and loss."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    epochs: int
+    total_steps: int
+    history: History
+    epoch: int = 0
+    step: int = 0
+    batch: Any = None
+    output: torch.Tensor | None = None
+    loss: float = float("nan")
+    lr: float = float("nan")
+    stop: bool = False
+    accelerator: Any = None
+
+
+class Callback:
+    """Hooks into ``fit``; override any of them. Set ``state.stop = True`` to end training early."""
+
+    def on_fit_start(self, state: TrainState) -> None: ...
+    def before_step(self, state: TrainState) -> None: ...
+    def after_step(self, state: TrainState) -> None: ...
+    def on_epoch_end(self, state: TrainState) -> None: ...
+    def on_fit_end(self, state: TrainState) -> None: ...
+
+
+def make_optimizer(optimizer: str | torch.optim.Optimizer | Callable, params: Iterable[nn.Parameter],
+                   lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    """An optimizer from a name ('sgd', 'adam', 'adamw'), a factory ``params -> Optimizer``, or an instance."""
+    if isinstance(optimizer, torch.optim.Optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        name = check_choice(optimizer, "optimizer", OPTIMIZERS)
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(params, lr=lr, weight_decay=weight_decay)
+    if callable(optimizer):
+        opt = optimizer(params)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"optimizer factory must return a torch.optim.Optimizer; got {type(opt).__name__}")
+        return opt
+    raise TypeError(f"optimizer must be one of {OPTIMIZERS}, an Optimizer or a factory; got {type(optimizer).__name__}")
+
+
+def _as_loader(data: Dataset | DataLoader, batch_size: int, shuffle: bool, seed: int, name: str) -> DataLoader:
+    if isinstance(data, DataLoader):
+        return data
+    if not isinstance(data, Dataset):
+        raise TypeError(f"{name} must be a torch Dataset or DataLoader; got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError(f"{name} is empty")
+    return make_loader(data, batch_size, shuffle=shuffle, seed=seed)
+
+
+def _to(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to(b, device) for b in batch)
+    return batch
+
+
+def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, lr: float = 0.1,
+        optimizer: str | torch.optim.Optimizer | Callable = "sgd", momentum: float = 0.9,
+        weight_decay: float = 0.0, batch_size: int = 128, lr_schedule: Schedule | float | None = None,
+        loss_fn: LossFn = classification_loss, val_data: Dataset | DataLoader | None = None,
+        callbacks: Sequence[Callback] = (), seed: int = 0, device: str | torch.device | None = None,
+        progress: bool = True, accelerator: Any = None, grad_clip: float | None = None,
+        desc: str = "train") -> History:
+    """Train ``model`` on ``train_data`` and return its per-epoch :class:`History`.
+
+    ``lr_schedule`` is a callable ``step -> lr`` (see :mod:`kit.schedules`) applied before every
+    optimizer step; without one the learning rate stays at ``lr``, except that an Optimizer instance
+    or factory keeps its own learning rate(s). The run is seeded: the same seed, model
+    initialisation and data give the same history.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    epochs = check_int(epochs, "epochs", low=1)
+    lr = check_float(lr, "lr", low=0.0)
+    momentum = check_float(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    weight_decay = check_float(weight_decay, "weight_decay", low=0.0)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    seed = check_seed(seed)
+    if grad_clip is not None:
+        grad_clip = check_float(grad_clip, "grad_clip", low=0.0, low_open=True)
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable (output, target) -> loss; got {type(loss_fn).__name__}")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks must be kit.train.Callback instances; got {type(cb).__name__}")
+    schedule = as_schedule(lr_schedule, lr)
+    if lr_schedule is None and not isinstance(optimizer, str):
+        schedule = None  # an optimizer built by the caller keeps the learning rate(s) it was built with
+    train_loader = _as_loader(train_data, batch_size, True, seed, "train_data")
+    val_loader = None if val_data is None else _as_loader(val_data, max(batch_size, 512), False, seed, "val_data")
+
+    seed_everything(seed)
+    dev = accelerator.device if accelerator is not None else get_device(device)
+    model.to(dev)
+    opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr, momentum,
+                         weight_decay)
+    if accelerator is not None:
+        model, opt, train_loader = accelerator.prepare(model, opt, train_loader)
+        if val_loader is not None:
+            val_loader = accelerator.prepare(val_loader)
+    main = accelerator is None or accelerator.is_main_process
+
+    history = History()
+    state = TrainState(model=model, optimizer=opt, device=dev, epochs=epochs,
+                       total_steps=epochs * len(train_loader), history=history, accelerator=accelerator)
+    for cb in callbacks:
+        cb.on_fit_start(state)
+    bar = tqdm(total=state.total_steps, desc=desc, disable=not (progress and main), leave=False)
+    for epoch in range(epochs):
+        state.epoch = epoch
+        model.train()
+        start = time.perf_counter()
+        loss_sum, n_seen, correct, counted = 0.0, 0, 0, 0
+        for batch in train_loader:
+            batch = batch if accelerator is not None else _to(batch, dev)
+            state.batch = batch
+            if schedule is None:
+                state.lr = float(opt.param_groups[0]["lr"])
+            else:
+                state.lr = float(schedule(state.step))
+                for group in opt.param_groups:
+                    group["lr"] = state.lr
+            for cb in callbacks:
+                cb.before_step(state)
+            inputs, targets = batch[0], batch[1]
+            opt.zero_grad(set_to_none=True)
+            output = model(inputs)
+            loss = loss_fn(output, targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {state.step} (epoch {epoch}); "
+                                         f"lower lr (now {state.lr:g}) or check the data")
+            if accelerator is not None:
+                accelerator.backward(loss)
+            else:
+                loss.backward()
+            if grad_clip is not None:  # the accelerator's version unscales mixed-precision gradients first
+                clip = accelerator.clip_grad_norm_ if accelerator is not None else torch.nn.utils.clip_grad_norm_
+                clip(model.parameters(), grad_clip)
+            opt.step()
+            state.output, state.loss = output.detach(), loss.item()
+            n = targets.shape[0]
+            loss_sum += state.loss * n
+            n_seen += n
+            c, k = _correct(state.output, targets)
+            correct, counted = correct + c, counted + k
+            for cb in callbacks:
+                cb.after_step(state)
+            state.step += 1
+            bar.update(1)
+            if state.stop:
+                break
+        record = {"epoch": epoch + 1, "step": state.step, "lr": state.lr,
+                  "train_loss": _mean_across(loss_sum, n_seen, accelerator),
+                  "train_accuracy": _mean_across(float(correct), counted, accelerator),
+                  "seconds": time.perf_counter() - start}
+        if val_loader is not None:
+            val = evaluate(model, val_loader, loss_fn=loss_fn, device=dev, accelerator=accelerator)
+            record.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        history.records.append(record)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", "val_accuracy")})
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        if state.stop:
+            break
+    bar.close()
+    for cb in callbacks:
+        cb.on_fit_end(state)
+    return history
+
+
+def _mean_across(total: float, count: int, accelerator: Any) -> float:
+    if accelerator is not None and accelerator.num_processes > 1:
+        t = accelerator.reduce(torch.tensor([total, float(count)], device=accelerator.device), "sum")
+        total, count = float(t[0]), int(t[1])
+    return total / count if count else float("nan")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 512,
+            device: str | torch.device | None = None, accelerator: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model outputs and targets over ``data``, in order (model put in eval mode)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    loader = _as_loader(data, batch_size, False, 0, "data")
+    dev = accelerator.device if accelerator is not None else get_device(device)
+    if accelerator is None:
+        model.to(dev)
+    model.eval()
+    outputs, targets = [], []
+    for batch in loader:
+        batch = batch if accelerator is not None else _to(batch, dev)
+        out, tgt = model(batch[0]), batch[1]
+        if accelerator is not None:
+            out, tgt = accelerator.gather_for_metrics((out, tgt))
+        outputs.append(out.cpu())
+        targets.append(tgt.cpu())
+    return torch.cat(outputs), torch.cat(targets)
+
+
+def evaluate(model: nn.Module, data: Dataset | DataLoader, *, loss_fn: LossFn = classification_loss,
+             batch_size: int = 512, device: str | torch.device | None = None, accelerator: Any = None
+             ) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on ``data`` (accuracy is NaN for non-class targets)."""
+    was_training = model.training if isinstance(model, nn.Module) else False
+    output, target = predict(model, data, batch_size=batch_size, device=device, accelerator=accelerator)
+    loss = float(loss_fn(output, target))
+    correct, counted = _correct(output, target)
+    model.train(was_training)
+    return {"loss": loss, "accuracy": correct / counted if counted else float("nan")}

@@ -1,0 +1,33 @@
+"""Shared test setup: smoke budget, headless widgets, and a guard that fails any network access."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+# set before any notebook kernel starts so nbval runs inherit them
+os.environ.setdefault("KIT_BUDGET", "smoke")
+os.environ.setdefault("KIT_INTERACTIVE", "0")
+os.environ.pop("KIT_RESULTS_FILE", None)
+
+
+class NetworkAccess(RuntimeError):
+    """Raised when code under test tries to open a network connection."""
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to connect a socket (other than a local UNIX socket) fails the test loudly."""
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        if self.family == socket.AF_UNIX:
+            return real_connect(self, address)
+        raise NetworkAccess(f"test tried to reach the network: {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    monkeypatch.setattr(socket, "create_connection",
+                        lambda address, *a, **k: (_ for _ in ()).throw(NetworkAccess(f"network: {address!r}")))
+    yield

@@ -1,0 +1,107 @@
+"""kit.plots: figure data checked against NumPy, offline rendering without CDN links."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.io as pio
+import pytest
+import torch
+
+from kit import plots
+from kit.train import History
+
+
+def _history(values):
+    return History([{"epoch": i + 1, "train_loss": v, "val_accuracy": 1 - v} for i, v in enumerate(values)])
+
+
+def test_band_curves_mean_and_band_match_numpy():
+    x = [0.5, 0.9, 0.95]
+    ys = np.array([[0.9, 0.8, 0.6], [0.92, 0.78, 0.5], [0.88, 0.82, 0.7]])
+    fig = plots.band_curves(x, {"IMP": ys}, xlabel="sparsity", ylabel="accuracy")
+    band, line = fig.data
+    np.testing.assert_allclose(line.y, ys.mean(axis=0))
+    std = ys.std(axis=0, ddof=1)
+    np.testing.assert_allclose(band.y[:3], ys.mean(axis=0) + std)
+    np.testing.assert_allclose(band.y[3:], (ys.mean(axis=0) - std)[::-1])
+    assert line.name == "IMP (n=3)"
+
+
+def test_band_curves_checks_shapes():
+    with pytest.raises(ValueError, match="points per seed"):
+        plots.band_curves([1, 2], {"a": [[1, 2, 3]]}, xlabel="x", ylabel="y")
+    with pytest.raises(TypeError, match="ys"):
+        plots.band_curves([1, 2], {}, xlabel="x", ylabel="y")
+
+
+def test_single_seed_has_zero_band():
+    mean, std = plots.mean_and_spread([[1.0, 2.0]])
+    assert list(mean) == [1.0, 2.0] and list(std) == [0.0, 0.0]
+
+
+def test_training_curves_one_trace_per_run_and_metric():
+    fig = plots.training_curves({"a": _history([0.5, 0.3]), "b": _history([0.6, 0.2])})
+    assert len(fig.data) == 4
+    assert list(fig.data[1].y) == [0.5, 0.7]  # run a, val_accuracy
+    with pytest.raises(ValueError, match="no metric 'val_loss'"):
+        plots.training_curves(_history([0.1]), metrics=("val_loss",))
+    with pytest.raises(TypeError, match="History"):
+        plots.training_curves({"a": [0.1]})
+
+
+def test_weight_histogram_counts_match_numpy():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(20, 30)
+    fig = plots.weight_histogram(layer, bins=10)
+    (bar,) = fig.data
+    w = layer.weight.detach().numpy().ravel()  # the bias is not a weight matrix
+    counts, _ = np.histogram(w, bins=10, range=(w.min(), w.max()))
+    assert list(bar.y) == list(counts) and sum(bar.y) == 600
+
+
+def test_weight_histogram_per_label_shares_bins():
+    fig = plots.weight_histogram({"L1": torch.zeros(5), "Linf": torch.ones(5)}, bins=4)
+    assert [t.name for t in fig.data] == ["L1", "Linf"]
+    assert list(fig.data[0].x) == list(fig.data[1].x)
+    assert list(fig.data[0].y) == [5, 0, 0, 0] and list(fig.data[1].y) == [0, 0, 0, 5]
+
+
+def test_mosaic_places_each_image():
+    images = torch.arange(5, dtype=torch.float32).reshape(5, 1, 1, 1).expand(5, 1, 2, 3).clone()
+    grid = plots.mosaic(images, ncols=3)
+    assert grid.shape == (4, 9, 1)
+    assert grid[0, 3, 0] == 1 and grid[2, 0, 0] == 3 and grid[3, 5, 0] == 4
+    assert grid[3, 8, 0] == 4  # padding takes the max value (blank)
+
+
+def test_image_grid_labels_and_errors():
+    fig = plots.image_grid(torch.rand(6, 1, 8, 8), labels=list("abcdef"), ncols=4)
+    assert [a.text for a in fig.layout.annotations] == list("abcdef")
+    rgb = plots.image_grid(torch.rand(2, 3, 4, 4))
+    assert rgb.data[0].type == "image"
+    with pytest.raises(ValueError, match="labels"):
+        plots.image_grid(torch.rand(2, 1, 4, 4), labels=["a"])
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        plots.image_grid(torch.rand(4, 4))
+
+
+def test_table_and_sweep_chart():
+    fig = plots.table([{"name": "a", "acc": 0.91234}, {"name": "b", "acc": 0.5}])
+    assert list(fig.data[0].cells.values[1]) == ["0.9123", "0.5"]
+    chart = plots.sweep_chart("width", [10, 100], {"acc": [0.8, 0.9], "loss": [0.5, 0.3]})
+    assert len(chart.data) == 2 and list(chart.data[1].y) == [0.5, 0.3]
+    with pytest.raises(ValueError, match="recorded no numbers"):
+        plots.sweep_chart("width", [1], {})
+
+
+def test_offline_renderer_embeds_plotly_and_links_no_cdn():
+    default = pio.renderers.default
+    try:
+        plots.use_offline_renderer()
+        renderer = pio.renderers["kit_notebook"]
+        html = renderer.to_mimebundle(plots.lines([0, 1], {"a": [1, 2]}, xlabel="x", ylabel="y").to_dict())["text/html"]
+        assert "Plotly.newPlot" in html
+        assert "cdn" not in html.lower() and "<script src=" not in html
+        assert renderer.include_plotlyjs is False and renderer.connected is False  # plotly.js embedded once, offline
+    finally:
+        pio.renderers.default = default
