@@ -1,0 +1,97 @@
+"""Frank-Wolfe at the cpu budget: step cost against SGD, and the accuracy table of notebook 01.
+
+Part 1, speed: per region and rescaling mode, the time of ``optimizer.step()`` alone and of a whole
+training step (forward, backward, step), each divided by the same for torch.optim.SGD with momentum
+on the same MLP 784-300-100-10 and batch of 128, measured in one run with interleaved repetitions
+(medians). Part 2, accuracy: SGD with momentum and weight decay against SFW over each region and
+rescaling mode on MNIST-5k, 3 seeds, and the first-layer weight statistics of tight regions (the
+settings of notebook 01 at the cpu budget).
+
+    python bench/frank_wolfe.py [--skip-accuracy] [--repeats 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from common import write_result
+
+import kit
+from kit.frankwolfe import experiments as fwx
+
+TARGET_STEP = {"l1": 1.5, "l2": 1.5, "linf": 1.5, "k_sparse": 4.0, "k_support": 4.0}
+TARGET_TRAIN_STEP = {"l1": 1.1, "l2": 1.1, "linf": 1.1, "k_sparse": 1.5, "k_support": 1.5}
+
+
+def _setup(name: str, rescale: str | None):
+    kit.seed_everything(0)
+    model = kit.models.MLP()
+    if name == "sgd":
+        return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    setup = kit.frankwolfe.sfw_setup(name, width=10.0, lr=0.1, rescale=rescale, k=0.05 if "k_" in name else None)
+    return model, setup(model)
+
+
+def speed(repeats: int) -> dict:
+    """Median step and training-step times per region and mode, as ratios to SGD measured alongside."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(128, 1, 28, 28, generator=g), torch.randint(0, 10, (128,), generator=g)
+    results = {}
+    for rescale in ("diameter", "gradient"):
+        runs = {name: _setup(name, rescale) for name in ["sgd", *TARGET_STEP]}
+        step_t = {name: [] for name in runs}
+        train_t = {name: [] for name in runs}
+
+        def train_step(model, opt):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        for model, opt in runs.values():  # warm-up, and gradients for the step-alone timing
+            train_step(model, opt)
+        for _ in range(repeats):
+            for name, (model, opt) in runs.items():  # interleaved: all see the same machine state
+                start = time.perf_counter()
+                opt.step()
+                step_t[name].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                train_step(model, opt)
+                train_t[name].append(time.perf_counter() - start)
+        base_step, base_train = statistics.median(step_t["sgd"]), statistics.median(train_t["sgd"])
+        results[rescale] = {
+            name: {"step_ms": 1e3 * statistics.median(step_t[name]),
+                   "train_step_ms": 1e3 * statistics.median(train_t[name]),
+                   "step_ratio": statistics.median(step_t[name]) / base_step,
+                   "train_step_ratio": statistics.median(train_t[name]) / base_train,
+                   "step_target": TARGET_STEP.get(name), "train_step_target": TARGET_TRAIN_STEP.get(name)}
+            for name in runs}
+        for name, r in results[rescale].items():
+            print(f"{rescale:9s} {name:10s} step x{r['step_ratio']:.2f}  train step x{r['train_step_ratio']:.2f}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--repeats", type=int, default=200)
+    args = parser.parse_args()
+    payload = {"model": "MLP 784-300-100-10", "batch": 128, "speed": speed(args.repeats)}
+    if not args.skip_accuracy:
+        epochs = fwx.EPOCHS["cpu"]
+        result = fwx.compare((fwx.SGD, *fwx.REGIONS, *fwx.RESCALING[1:]), "mnist5k", seeds=(0, 1, 2), epochs=epochs,
+                             progress=False)
+        payload["accuracy"] = {"epochs": epochs, "seeds": result["seeds"], "rows": result["rows"]}
+        for row in result["rows"]:
+            print(f"{row['method']:34s} {row['mean']:.4f} +- {row['std']:.4f}")
+        shape = fwx.compare(fwx.SHAPE, "mnist5k", seeds=(0,), epochs=epochs, progress=False)
+        payload["first_layer_weights_width_1"] = {label: fwx.weight_statistics(runs[0].model)
+                                                  for label, runs in shape["runs"].items()}
+        print(payload["first_layer_weights_width_1"])
+    write_result("frank_wolfe", payload)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,489 @@
+"""Convex regions for one parameter tensor: linear minimization oracles, diameters, feasibility, projections.
+
+Every region has the same interface (the one constraint interface of the kit):
+
+- ``lmo(x)``: a vertex ``v`` minimizing ``<v, x>`` over the region (what Frank-Wolfe uses);
+- ``diameter``: its L2 diameter; ``radius``;
+- ``norm(x)``: the region's own gauge, so ``x`` is inside iff ``norm(x) <= radius`` (the simplex,
+  which holds only points summing to r, overrides ``contains``);
+- ``make_feasible(x)``: ``x`` rescaled into the region (unchanged if already inside);
+- ``project(x)``: the Euclidean projection, where one is cheap (else NotImplementedError).
+
+Regions are built for a parameter's shape; ``k`` may be a fraction of the entries or a count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import torch
+
+from ..validate import check_float, check_int
+
+_EPS = 1e-12
+
+
+def _check_shape(shape: Sequence[int] | torch.Size) -> torch.Size:
+    if isinstance(shape, int) or not isinstance(shape, (Sequence, torch.Size)):
+        raise TypeError(f"shape must be a sequence of ints (a parameter's shape); got {shape!r}")
+    return torch.Size(check_int(s, f"shape[{i}]", low=1) for i, s in enumerate(shape))
+
+
+def resolve_k(k: int | float, n: int) -> int:
+    """k as a count: an int in [1, n], or a fraction in (0, 1] of n (rounded, clamped to [1, n])."""
+    if isinstance(k, bool) or not isinstance(k, Real):
+        raise TypeError(f"k must be an int count or a float fraction; got {type(k).__name__}")
+    if isinstance(k, Integral):
+        k = int(k)
+        if not 1 <= k <= n:
+            raise ValueError(f"k must lie in (0, n] = (0, {n}] as a count; got {k}")
+        return k
+    k = float(k)
+    if not 0.0 < k <= 1.0:
+        raise ValueError(f"k as a fraction must lie in (0, 1]; got {k}")
+    return min(n, max(1, round(k * n)))
+
+
+_EXACT_BELOW = 65536  # entries; below this a plain top-k is as fast as the selection below
+
+
+def _scratch(buffers: dict | None, name: str, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    # reused work tensors: a fresh large tensor per step costs page faults that dwarf the arithmetic
+    dtype = dtype or like.dtype
+    if buffers is None:
+        return torch.empty(like.shape, dtype=dtype, device=like.device)
+    buf = buffers.get(name)
+    if buf is None or buf.shape != like.shape or buf.dtype != dtype or buf.device != like.device:
+        buf = buffers[name] = torch.empty(like.shape, dtype=dtype, device=like.device)
+    return buf
+
+
+def _exact_top_k(a: torch.Tensor, k: int, out: torch.Tensor) -> torch.Tensor:
+    return out.zero_().index_fill_(0, torch.topk(a, k, sorted=False).indices, 1.0)
+
+
+def _coprime_stride(n: int, target: int) -> int:
+    # a stride sharing no factor with n (hence with any dimension): a sample that is not aligned
+    # with rows or columns, e.g. not always the same input pixels of a 28x28 image
+    stride = target
+    while math.gcd(stride, n) != 1:
+        stride += 1
+    return stride
+
+
+def _argmax_abs(flat: torch.Tensor) -> int:
+    """Index of the largest |entry|, by row maxima first (a plain argmax on CPU is not vectorized)."""
+    n = flat.numel()
+    width = max(1, math.isqrt(n))
+    rows = n // width
+    body = flat[: rows * width].view(rows, width)
+    peaks = torch.maximum(body.amax(1), body.amin(1).neg())
+    r = int(peaks.argmax())
+    best = r * width + int(body[r].abs().argmax())
+    if rows * width < n:
+        tail = flat[rows * width :]
+        j = int(tail.abs().argmax())
+        if tail[j].abs() > flat[best].abs():
+            best = rows * width + j
+    return best
+
+
+def top_k_indicator(x: torch.Tensor, k: int, buffers: dict | None = None) -> torch.Tensor:
+    """Float 0/1 tensor shaped like x with ones at exactly k entries of largest |x|.
+
+    Large tensors avoid a full top-k pass: a strided sample gives a value just below the k-th
+    largest |x|, only the entries above it are ranked exactly, and one thresholding pass builds the
+    result (float arithmetic, which runs vectorized where boolean comparisons do not). Ties at the
+    threshold, or a sample that misses, fall back to the exact top-k. ``buffers`` (a dict) keeps
+    work tensors between calls; the result lives in it then.
+    """
+    flat = x.detach().reshape(-1)
+    n = flat.numel()
+    out = _scratch(buffers, "indicator", flat)
+    if k == n:
+        return out.fill_(1.0).view(x.shape)
+    a = torch.abs(flat, out=_scratch(buffers, "abs", flat))
+    if n < _EXACT_BELOW:
+        return _exact_top_k(a, k, out).view(x.shape)
+    stride = _coprime_stride(n, max(1, n // 8192))
+    sample = a[::stride]
+    m = sample.numel()
+    expected = k * m / n
+    spread = 3.5 * math.sqrt(expected * (1.0 - k / n) + 1.0) + 2.0  # about 3.5 binomial standard deviations
+    lo_rank = min(m, int(expected + spread) + 1)
+    lower = torch.topk(sample, lo_rank).values[-1]  # below the k-th largest |x|, with high probability
+    candidates = a[torch.ge(a, lower, out=_scratch(buffers, "candidate", flat, torch.bool))]
+    if candidates.numel() >= k:
+        tau = torch.kthvalue(candidates, candidates.numel() - k + 1).values  # the k-th largest |x|
+        if int((candidates >= tau).sum()) == k:  # no tie at the threshold: |x| >= tau picks exactly k
+            return torch.sub(a, tau, out=out).sign_().add_(1.0).clamp_max_(1.0).view(x.shape)
+    return _exact_top_k(a, k, out).view(x.shape)
+
+
+def ksupport_norm(x: torch.Tensor, k: int | float) -> torch.Tensor:
+    """The k-support norm (Argyriou et al. 2012), exactly, by sorting; equals L1 at k=1 and L2 at k=n."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a tensor; got {type(x).__name__}")
+    z = x.detach().abs().flatten().double().sort(descending=True).values
+    n = z.numel()
+    k = resolve_k(k, n)
+    tail = torch.cumsum(z.flip(0), 0).flip(0)  # tail[i] = sum_{j >= i} z_j (0-based)
+    slack = 1e-12 * float(tail[0]) if n else 0.0  # ties meet the conditions with equality, up to round-off
+    # find r in 0..k-1 with z_{k-r-1} > tail_{k-r} / (r+1) >= z_{k-r} (1-based; z_0 = +inf)
+    for r in range(k):
+        head_end = k - r - 1  # number of entries kept as they are
+        avg = tail[head_end] / (r + 1)
+        upper = math.inf if head_end == 0 else z[head_end - 1]
+        if upper > avg - slack and avg >= z[head_end] - slack:
+            head = z[:head_end]
+            return torch.sqrt((head * head).sum() + (r + 1) * avg * avg).to(x.dtype)
+    return z.norm().to(x.dtype)  # unreachable for exact arithmetic; guards round-off
+
+
+class Constraint:
+    """A convex region for one parameter tensor of a fixed shape."""
+
+    name = "constraint"
+    supports_projection = False
+
+    def __init__(self, shape: Sequence[int] | torch.Size, radius: float = 1.0) -> None:
+        self.shape = _check_shape(shape)
+        self.n = math.prod(self.shape)
+        self.radius = check_float(radius, "radius", low=0.0, low_open=True)
+        self._buffers: dict = {}
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_buffers"} | {"_buffers": {}}
+
+    def lmo(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """A vertex v of the region minimizing <v, x> (written into ``out`` if given)."""
+        if out is None:
+            out = torch.empty_like(x)
+        return self._lmo(x.detach(), out)
+
+    # -- what each region defines
+    def _lmo(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The region's gauge scaled by the radius: x is feasible iff norm(x) <= radius."""
+        raise NotImplementedError
+
+    def unit_diameter(self) -> float:
+        """L2 diameter at radius 1."""
+        raise NotImplementedError
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Euclidean projection onto the region."""
+        raise NotImplementedError(f"{type(self).__name__} has no cheap Euclidean projection; use SFW instead")
+
+    # -- shared behaviour
+    @property
+    def diameter(self) -> float:
+        """L2 diameter of the region."""
+        return self.radius * self.unit_diameter()
+
+    def radius_for_diameter(self, diameter: float) -> float:
+        """The radius at which this region has the given L2 diameter."""
+        return diameter / self.unit_diameter()
+
+    def check(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise a clear error if ``x`` does not have this region's shape."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a tensor; got {type(x).__name__}")
+        if x.shape != self.shape:
+            raise ValueError(f"{name} has shape {tuple(x.shape)} but this {type(self).__name__} was built for "
+                             f"shape {tuple(self.shape)}")
+
+    def contains(self, x: torch.Tensor, tol: float = 1e-5) -> bool:
+        """True if x lies in the region (up to a relative tolerance)."""
+        return bool(self.norm(x) <= self.radius * (1 + tol) + tol * 1e-3)
+
+    def make_feasible(self, x: torch.Tensor) -> torch.Tensor:
+        """x scaled toward the origin just enough to lie inside (unchanged if already inside)."""
+        size = float(self.norm(x))
+        return x if size <= self.radius else x * (self.radius / size)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={tuple(self.shape)}, radius={self.radius:.4g})"
+
+
+class L2Ball(Constraint):
+    """{x : ||x||_2 <= r}."""
+
+    name = "l2"
+    supports_projection = True
+
+    def _lmo(self, x, out):
+        norm = float(x.norm())
+        return out.zero_() if norm <= _EPS else torch.mul(x, -self.radius / norm, out=out)
+
+    def norm(self, x):
+        return x.norm()
+
+    def unit_diameter(self):
+        return 2.0
+
+    def project(self, x):
+        return self.make_feasible(x)
+
+
+class LinfBall(Constraint):
+    """{x : ||x||_inf <= r}. Zero entries of x get 0 in the vertex, so dead inputs do not drift to +-r."""
+
+    name = "linf"
+    supports_projection = True
+
+    def _lmo(self, x, out):
+        return torch.sign(x, out=out).mul_(-self.radius)
+
+    def norm(self, x):
+        return x.abs().max()
+
+    def unit_diameter(self):
+        return 2.0 * math.sqrt(self.n)
+
+    def project(self, x):
+        return x.clamp(-self.radius, self.radius)
+
+
+def project_l1(x: torch.Tensor, radius: float) -> torch.Tensor:
+    """Euclidean projection onto the L1 ball (Duchi et al. 2008, by sorting)."""
+    flat = x.flatten()
+    if flat.abs().sum() <= radius:
+        return x.clone()
+    u = flat.abs().sort(descending=True).values
+    css = u.cumsum(0)
+    ks = torch.arange(1, u.numel() + 1, device=x.device, dtype=u.dtype)
+    rho = torch.nonzero(u * ks > css - radius).max()
+    theta = (css[rho] - radius) / (rho + 1)
+    return (torch.sign(flat) * (flat.abs() - theta).clamp_min(0)).view_as(x)
+
+
+class L1Ball(Constraint):
+    """{x : ||x||_1 <= r}: vertices are +-r e_i."""
+
+    name = "l1"
+    supports_projection = True
+
+    def _lmo(self, x, out):
+        flat = x.reshape(-1)
+        i = _argmax_abs(flat) if flat.numel() >= 4096 else int(flat.abs().argmax())  # argmax is not vectorized
+        value = float(flat[i])
+        out.zero_().view(-1)[i] = -self.radius * math.copysign(1.0, value) if value != 0 else 0.0
+        return out
+
+    def norm(self, x):
+        return x.abs().sum()
+
+    def unit_diameter(self):
+        return 2.0
+
+    def project(self, x):
+        return project_l1(x, self.radius)
+
+
+class LpBall(Constraint):
+    """{x : ||x||_p <= r} for p >= 1 (p = inf allowed)."""
+
+    name = "lp"
+
+    def __init__(self, shape, p: float, radius: float = 1.0) -> None:
+        super().__init__(shape, radius)
+        if isinstance(p, bool) or not isinstance(p, (int, float)):
+            raise TypeError(f"p must be a number >= 1; got {type(p).__name__}")
+        if not p >= 1:
+            raise ValueError(f"p must lie in [1, inf]; got {p}")
+        self.p = float(p)
+        self.q = math.inf if self.p == 1 else (1.0 if math.isinf(self.p) else self.p / (self.p - 1))
+
+    def _lmo(self, x, out):
+        if self.p == 1:  # the formula degenerates at the ends; those balls have their own vertices
+            return L1Ball._lmo(self, x, out)
+        if math.isinf(self.p):
+            return LinfBall._lmo(self, x, out)
+        # v = -r sign(x) |x|^(q-1) / ||x||_q^(q-1): equality in Hoelder's inequality
+        dual = x.norm(p=self.q)
+        if dual <= _EPS:
+            return out.zero_()
+        return out.copy_(-self.radius * torch.sign(x) * (x.abs() / dual) ** (self.q - 1))
+
+    def norm(self, x):
+        return x.norm(p=self.p)
+
+    def unit_diameter(self):
+        return 2.0 * self.n ** (0.5 - 1.0 / self.p) if self.p >= 2 else 2.0
+
+    def __repr__(self):
+        return f"LpBall(shape={tuple(self.shape)}, p={self.p:g}, radius={self.radius:.4g})"
+
+
+class KSparsePolytope(Constraint):
+    """conv{vectors with k entries +-r}: = {x : ||x||_inf <= r, ||x||_1 <= k r}."""
+
+    name = "k_sparse"
+
+    def __init__(self, shape, k: int | float, radius: float = 1.0) -> None:
+        super().__init__(shape, radius)
+        self.k = resolve_k(k, self.n)
+
+    def _lmo(self, x, out):
+        return torch.sign(x, out=out).mul_(top_k_indicator(x, self.k, self._buffers)).mul_(-self.radius)
+
+    def norm(self, x):
+        return torch.maximum(x.abs().max(), x.abs().sum() / self.k)
+
+    def unit_diameter(self):
+        return 2.0 * math.sqrt(self.k)
+
+    def __repr__(self):
+        return f"KSparsePolytope(shape={tuple(self.shape)}, k={self.k}, radius={self.radius:.4g})"
+
+
+class KSupportBall(Constraint):
+    """The k-support norm ball: conv{x : |supp x| <= k, ||x||_2 <= r}; between the L1 (k=1) and L2 (k=n) balls."""
+
+    name = "k_support"
+
+    def __init__(self, shape, k: int | float, radius: float = 1.0) -> None:
+        super().__init__(shape, radius)
+        self.k = resolve_k(k, self.n)
+
+    def _lmo(self, x, out):
+        top = torch.mul(x, top_k_indicator(x, self.k, self._buffers), out=out)
+        norm = float(top.norm())
+        return out.zero_() if norm <= _EPS else top.mul_(-self.radius / norm)
+
+    def norm(self, x):
+        return ksupport_norm(x, self.k)
+
+    def unit_diameter(self):
+        return 2.0
+
+    def __repr__(self):
+        return f"KSupportBall(shape={tuple(self.shape)}, k={self.k}, radius={self.radius:.4g})"
+
+
+def _as_matrix(x: torch.Tensor) -> torch.Tensor:
+    # conv kernels (out, in, kh, kw) become (out, in*kh*kw); vectors become one row
+    return x.reshape(x.shape[0], -1) if x.dim() >= 2 else x.reshape(1, -1)
+
+
+def top_singular_pair(m: torch.Tensor, iters: int = 50, tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Leading left/right singular vectors of a matrix by power iteration from a deterministic start."""
+    # a seeded random start (its own generator: the global RNG is untouched); a structured start such
+    # as the column sums can be orthogonal to the top singular vector
+    gen = torch.Generator(device=m.device).manual_seed(0)
+    v = torch.randn(m.shape[1], generator=gen, device=m.device, dtype=m.dtype)
+    v = v / v.norm()
+    sigma = m.new_zeros(())
+    for _ in range(iters):
+        u = m @ v
+        u = u / u.norm().clamp_min(_EPS)
+        v_new = m.T @ u
+        new_sigma = v_new.norm()
+        v = v_new / new_sigma.clamp_min(_EPS)
+        if (new_sigma - sigma).abs() <= tol * new_sigma:
+            break
+        sigma = new_sigma
+    u = m @ v
+    return u / u.norm().clamp_min(_EPS), v
+
+
+class NuclearBall(Constraint):
+    """{X : ||X||_* <= r} on the parameter reshaped to a matrix (conv kernels: out x in*kh*kw)."""
+
+    name = "nuclear"
+    supports_projection = True
+
+    def __init__(self, shape, radius: float = 1.0, power_iters: int = 50) -> None:
+        super().__init__(shape, radius)
+        self.power_iters = check_int(power_iters, "power_iters", low=1)
+
+    def _lmo(self, x, out):
+        m = _as_matrix(x)
+        if m.norm() <= _EPS:
+            return out.zero_()
+        u, v = top_singular_pair(m, self.power_iters)
+        return out.copy_((-self.radius * torch.outer(u, v)).reshape(x.shape))
+
+    def norm(self, x):
+        return torch.linalg.matrix_norm(_as_matrix(x), ord="nuc")
+
+    def unit_diameter(self):
+        return 2.0
+
+    def project(self, x):
+        u, s, vh = torch.linalg.svd(_as_matrix(x), full_matrices=False)
+        return ((u * project_l1(s, self.radius).clamp_min(0)) @ vh).reshape(x.shape)
+
+
+def project_simplex(x: torch.Tensor, radius: float) -> torch.Tensor:
+    """Euclidean projection onto {x >= 0, sum x = radius} (by sorting)."""
+    flat = x.flatten()
+    u = flat.sort(descending=True).values
+    css = u.cumsum(0) - radius
+    ks = torch.arange(1, u.numel() + 1, device=x.device, dtype=u.dtype)
+    rho = torch.nonzero(u - css / ks > 0).max()
+    theta = css[rho] / (rho + 1)
+    return (flat - theta).clamp_min(0).view_as(x)
+
+
+class ProbabilitySimplex(Constraint):
+    """{x >= 0, sum x = r}: the probability simplex scaled by r; vertices r e_i."""
+
+    name = "simplex"
+    supports_projection = True
+
+    def _lmo(self, x, out):
+        out.zero_().view(-1)[int(x.reshape(-1).argmin())] = self.radius
+        return out
+
+    def norm(self, x):
+        # gauge of the simplex: its sum where x >= 0, infinite elsewhere
+        return x.sum() if bool((x >= 0).all()) else x.new_tensor(math.inf)
+
+    def contains(self, x, tol=1e-5):
+        return bool((x >= -tol).all()) and abs(float(x.sum()) - self.radius) <= tol * max(1.0, self.radius)
+
+    def make_feasible(self, x):
+        return x if self.contains(x) else self.project(x)
+
+    def unit_diameter(self):
+        return math.sqrt(2.0)
+
+    def project(self, x):
+        return project_simplex(x, self.radius)
+
+
+class Unconstrained(Constraint):
+    """The whole space: SFW takes a plain momentum-SGD step on such parameters."""
+
+    name = "unconstrained"
+    supports_projection = True
+
+    def __init__(self, shape, radius: float = 1.0) -> None:
+        super().__init__(shape, radius)
+
+    def _lmo(self, x, out):
+        raise NotImplementedError("an unconstrained parameter has no LMO; SFW takes a gradient step for it")
+
+    def norm(self, x):
+        return x.new_zeros(())
+
+    def unit_diameter(self):
+        return math.inf
+
+    def contains(self, x, tol=1e-5):
+        return True
+
+    def make_feasible(self, x):
+        return x
+
+    def project(self, x):
+        return x
+
+    def __repr__(self):
+        return f"Unconstrained(shape={tuple(self.shape)})"
