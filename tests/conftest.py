@@ -6,6 +6,7 @@ import os
 import socket
 
 import pytest
+import torch
 
 # set before any notebook kernel starts so nbval runs inherit them
 os.environ.setdefault("KIT_BUDGET", "smoke")
@@ -31,3 +32,12 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection",
                         lambda address, *a, **k: (_ for _ in ()).throw(NetworkAccess(f"network: {address!r}")))
     yield
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny models: intra-op threads only add contention on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -57,13 +57,7 @@ SEEDS = st.integers(0, 2**20)
 RADII = st.floats(0.1, 5.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Everything here is tiny: intra-op threads only add contention on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- independent helpers

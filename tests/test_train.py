@@ -30,13 +30,7 @@ SCRIPT = Path(__file__).with_name("accelerate_fit_script.py")
 W_TRUE = torch.tensor([1.0, -2.0, 0.5, 1.5])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The models here are tiny: intra-op threads only add contention (20x slower on a busy 2-core box)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def separable(n: int = 128, seed: int = 0) -> TensorDataset:

@@ -320,14 +320,21 @@ class LpBall(Constraint):
         return f"LpBall(shape={tuple(self.shape)}, p={self.p:g}, radius={self.radius:.4g})"
 
 
-class KSparsePolytope(Constraint):
-    """conv{vectors with k entries +-r}: = {x : ||x||_inf <= r, ||x||_1 <= k r}."""
-
-    name = "k_sparse"
+class _TopKRegion(Constraint):
+    """A region whose vertices use the k largest entries (k a count, or a fraction of the entries)."""
 
     def __init__(self, shape, k: int | float, radius: float = 1.0) -> None:
         super().__init__(shape, radius)
         self.k = resolve_k(k, self.n)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(shape={tuple(self.shape)}, k={self.k}, radius={self.radius:.4g})"
+
+
+class KSparsePolytope(_TopKRegion):
+    """conv{vectors with k entries +-r}: = {x : ||x||_inf <= r, ||x||_1 <= k r}."""
+
+    name = "k_sparse"
 
     def _lmo(self, x, out):
         return torch.sign(x, out=out).mul_(top_k_indicator(x, self.k, self._buffers)).mul_(-self.radius)
@@ -338,18 +345,11 @@ class KSparsePolytope(Constraint):
     def unit_diameter(self):
         return 2.0 * math.sqrt(self.k)
 
-    def __repr__(self):
-        return f"KSparsePolytope(shape={tuple(self.shape)}, k={self.k}, radius={self.radius:.4g})"
 
-
-class KSupportBall(Constraint):
+class KSupportBall(_TopKRegion):
     """The k-support norm ball: conv{x : |supp x| <= k, ||x||_2 <= r}; between the L1 (k=1) and L2 (k=n) balls."""
 
     name = "k_support"
-
-    def __init__(self, shape, k: int | float, radius: float = 1.0) -> None:
-        super().__init__(shape, radius)
-        self.k = resolve_k(k, self.n)
 
     def _lmo(self, x, out):
         top = torch.mul(x, top_k_indicator(x, self.k, self._buffers), out=out)
@@ -362,8 +362,6 @@ class KSupportBall(Constraint):
     def unit_diameter(self):
         return 2.0
 
-    def __repr__(self):
-        return f"KSupportBall(shape={tuple(self.shape)}, k={self.k}, radius={self.radius:.4g})"
 
 
 def _as_matrix(x: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,19 @@ class _ConstrainedOptimizer(Optimizer):
         for group, cons in zip(self.param_groups, constraints, strict=True):
             group["constraints"] = cons
 
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One optimizer step for every parameter that has a gradient (``closure`` re-evaluates the loss)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._update()
+        return loss
+
+    def _update(self) -> None:
+        raise NotImplementedError
+
     def _pairs(self):
         for group in self.param_groups:
             for p, c in zip(group["params"], group["constraints"], strict=True):
@@ -80,13 +93,7 @@ class SFW(_ConstrainedOptimizer):
                     "momentum_schedule": momentum_schedule}
         super().__init__(_pair(params, constraints), defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One SFW step for every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def _update(self) -> None:
         for group in self.param_groups:
             lr = group["lr"]
             if not 0.0 <= lr <= 1.0:
@@ -100,7 +107,6 @@ class SFW(_ConstrainedOptimizer):
                        if not isinstance(c, Unconstrained)]
             if bounded:
                 self._frank_wolfe_update(bounded, group)
-        return loss
 
     def _frank_wolfe_update(self, items: list, group: dict) -> None:
         # multi-tensor ops over all layers and reused vertex buffers: the step costs close to SGD's
@@ -171,13 +177,7 @@ class AdaGradSFW(_ConstrainedOptimizer):
         super().__init__(_pair(params, constraints),
                          {"lr": lr, "momentum": momentum, "inner_steps": inner_steps, "delta": delta})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One AdaGrad-SFW step for every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def _update(self) -> None:
         for group, p, c in self._pairs():
             state = self.state[p]
             g = p.grad
@@ -203,7 +203,6 @@ class AdaGradSFW(_ConstrainedOptimizer):
                     break
                 y.add_(d, alpha=gamma)
             p.copy_(y)
-        return loss
 
 
 class ProjectedSGD(_ConstrainedOptimizer):
@@ -221,13 +220,7 @@ class ProjectedSGD(_ConstrainedOptimizer):
                                  f"ProjectedSGD supports L1, L2, L-inf, nuclear, simplex and unconstrained")
         super().__init__(groups, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """One projected momentum-SGD step."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def _update(self) -> None:
         for group, p, c in self._pairs():
             g = p.grad if group["weight_decay"] == 0 else p.grad.add(p, alpha=group["weight_decay"])
             state = self.state[p]
@@ -240,5 +233,4 @@ class ProjectedSGD(_ConstrainedOptimizer):
                 g = buf
             p.add_(g, alpha=-group["lr"])
             p.copy_(c.project(p))
-        return loss
 
