@@ -145,12 +145,12 @@ print(f"SGD + weight decay: {sgd_acc:.1%}; best SFW ({best['method']}): {best['m
 
 # %% [markdown]
 # ## Play
-# Pick a region, the radius knob and the learning rate; **Run** trains one model and shows its
-# curves and first-layer weights.
+# Pick a region, the radius knob and the learning rate; **Run** trains one model (at most 5 epochs)
+# and shows its first-layer weights and test accuracy.
 
 # %%
 def train_one(region: str = "linf", width: float = width, lr: float = lr):
-    """Glue for the panel: one SFW run from kit, its curves and its weights."""
+    """Glue for the panel: one SFW run from kit and its first-layer weights."""
     run = fwx.Method(region, region, "gradient", lr, width).run(data, seed, min(epochs, 5), device=device)
     return kit.plots.weight_histogram(next(run.model.parameters()), bins=80,
                                       title=f"{region}, width {width:g}: test accuracy {run.test['accuracy']:.1%}")

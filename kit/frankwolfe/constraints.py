@@ -79,7 +79,7 @@ def _argmax_abs(flat: torch.Tensor) -> int:
     width = max(1, math.isqrt(n))
     rows = n // width
     body = flat[: rows * width].view(rows, width)
-    peaks = torch.maximum(body.amax(1), body.amin(1).neg())
+    peaks = torch.maximum(body.amax(1), body.amin(1).neg())  # (aminmax along a dim is not vectorized)
     r = int(peaks.argmax())
     best = r * width + int(body[r].abs().argmax())
     if rows * width < n:
@@ -90,14 +90,33 @@ def _argmax_abs(flat: torch.Tensor) -> int:
     return best
 
 
+def _threshold(a: torch.Tensor, k: int, buffers: dict | None) -> torch.Tensor | None:
+    """The k-th largest of a (flat, >= 0) when exactly k entries reach it, found without a full top-k.
+
+    A strided sample gives a value just below the k-th largest; only the entries above it are ranked
+    exactly. None when the sample missed or there is a tie at the threshold (use the exact top-k).
+    """
+    n = a.numel()
+    stride = _coprime_stride(n, max(1, n // 8192))
+    sample = a[::stride]
+    m = sample.numel()
+    expected = k * m / n
+    spread = 3.5 * math.sqrt(expected * (1.0 - k / n) + 1.0) + 2.0  # about 3.5 binomial standard deviations
+    lo_rank = min(m, int(expected + spread) + 1)
+    lower = torch.topk(sample, lo_rank).values[-1]  # below the k-th largest, with high probability
+    candidates = a[torch.ge(a, lower, out=_scratch(buffers, "candidate", a, torch.bool))]
+    if candidates.numel() < k:
+        return None
+    tau = torch.kthvalue(candidates, candidates.numel() - k + 1).values
+    return tau if int((candidates >= tau).sum()) == k else None
+
+
 def top_k_indicator(x: torch.Tensor, k: int, buffers: dict | None = None) -> torch.Tensor:
     """Float 0/1 tensor shaped like x with ones at exactly k entries of largest |x|.
 
-    Large tensors avoid a full top-k pass: a strided sample gives a value just below the k-th
-    largest |x|, only the entries above it are ranked exactly, and one thresholding pass builds the
-    result (float arithmetic, which runs vectorized where boolean comparisons do not). Ties at the
-    threshold, or a sample that misses, fall back to the exact top-k. ``buffers`` (a dict) keeps
-    work tensors between calls; the result lives in it then.
+    Large tensors avoid a full top-k pass (see ``_threshold``) and build the result in one
+    thresholding pass of float arithmetic, which runs vectorized where boolean comparisons do not.
+    ``buffers`` (a dict) keeps work tensors between calls; the result lives in it then.
     """
     flat = x.detach().reshape(-1)
     n = flat.numel()
@@ -105,20 +124,9 @@ def top_k_indicator(x: torch.Tensor, k: int, buffers: dict | None = None) -> tor
     if k == n:
         return out.fill_(1.0).view(x.shape)
     a = torch.abs(flat, out=_scratch(buffers, "abs", flat))
-    if n < _EXACT_BELOW:
-        return _exact_top_k(a, k, out).view(x.shape)
-    stride = _coprime_stride(n, max(1, n // 8192))
-    sample = a[::stride]
-    m = sample.numel()
-    expected = k * m / n
-    spread = 3.5 * math.sqrt(expected * (1.0 - k / n) + 1.0) + 2.0  # about 3.5 binomial standard deviations
-    lo_rank = min(m, int(expected + spread) + 1)
-    lower = torch.topk(sample, lo_rank).values[-1]  # below the k-th largest |x|, with high probability
-    candidates = a[torch.ge(a, lower, out=_scratch(buffers, "candidate", flat, torch.bool))]
-    if candidates.numel() >= k:
-        tau = torch.kthvalue(candidates, candidates.numel() - k + 1).values  # the k-th largest |x|
-        if int((candidates >= tau).sum()) == k:  # no tie at the threshold: |x| >= tau picks exactly k
-            return torch.sub(a, tau, out=out).sign_().add_(1.0).clamp_max_(1.0).view(x.shape)
+    tau = _threshold(a, k, buffers) if n >= _EXACT_BELOW else None
+    if tau is not None:
+        return torch.sub(a, tau, out=out).sign_().add_(1.0).clamp_max_(1.0).view(x.shape)  # |x| >= tau
     return _exact_top_k(a, k, out).view(x.shape)
 
 
@@ -352,7 +360,7 @@ class KSupportBall(_TopKRegion):
     name = "k_support"
 
     def _lmo(self, x, out):
-        top = torch.mul(x, top_k_indicator(x, self.k, self._buffers), out=out)
+        top = torch.mul(x, top_k_indicator(x, self.k, self._buffers), out=out)  # x on the top k, 0 elsewhere
         norm = float(top.norm())
         return out.zero_() if norm <= _EPS else top.mul_(-self.radius / norm)
 
