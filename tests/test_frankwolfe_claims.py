@@ -15,7 +15,7 @@ EPOCHS = fwx.EPOCHS["cpu"]
 @pytest.fixture(scope="module")
 def accuracies():
     """Test accuracy per method label over the three seeds (computed once for this module)."""
-    methods = (fwx.SGD, fwx.REGIONS[0], *fwx.RESCALING[1:])
+    methods = (fwx.SGD, *fwx.REGIONS, *fwx.RESCALING[1:])
     result = fwx.compare(methods, "mnist5k", seeds=SEEDS, epochs=EPOCHS, progress=False)
     return {row["method"]: row["accuracies"] for row in result["rows"]}
 
@@ -25,6 +25,15 @@ def test_best_sfw_is_within_one_and_a_half_points_of_sgd(accuracies):
     sgd = statistics.mean(accuracies[fwx.SGD.label])
     sfw_l2 = statistics.mean(accuracies["SFW L2 ball"])  # the sweep's best, named in the notebook
     assert sgd - sfw_l2 <= 0.015, (sgd, sfw_l2)
+
+
+@pytest.mark.slow
+def test_regions_other_than_l1_come_close_to_sgd_and_l1_fails(accuracies):
+    sgd = statistics.mean(accuracies[fwx.SGD.label])
+    for label in ("SFW L2 ball", "SFW L-inf ball", "SFW k-sparse polytope"):
+        assert sgd - statistics.mean(accuracies[label]) <= 0.005, (label, accuracies[label], sgd)
+    assert sgd - statistics.mean(accuracies["SFW k-support ball"]) <= 0.015
+    assert statistics.mean(accuracies["SFW L1 ball"]) < 0.5  # one weight per step cannot train 266k weights
 
 
 @pytest.mark.slow
