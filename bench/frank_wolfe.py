@@ -3,9 +3,10 @@
 Part 1, speed: per region and rescaling mode, the time of ``optimizer.step()`` alone and of a whole
 training step (forward, backward, step), each divided by the same for torch.optim.SGD with momentum
 on the same MLP 784-300-100-10 and batch of 128, measured in one run with interleaved repetitions
-(medians). Part 2, accuracy: SGD with momentum and weight decay against SFW over each region and
-rescaling mode on MNIST-5k, 3 seeds, and the first-layer weight statistics of tight regions (the
-settings of notebook 01 at the cpu budget).
+(medians). The fused C++ kernels of kit.frankwolfe.kernels are used when built (``fused_kernels``
+in the result; ``speed_torch_path`` repeats the measurement without them). Part 2, accuracy: SGD with momentum and
+weight decay against SFW over each region and rescaling mode on MNIST-5k, 3 seeds, and the
+first-layer weight statistics of tight regions (the settings of notebook 01 at the cpu budget).
 
     python bench/frank_wolfe.py [--skip-accuracy] [--repeats 200]
 """
@@ -21,6 +22,7 @@ from common import write_result
 
 import kit
 from kit.frankwolfe import experiments as fwx
+from kit.frankwolfe import kernels
 
 TARGET_STEP = {"l1": 1.5, "l2": 1.5, "linf": 1.5, "k_sparse": 4.0, "k_support": 4.0}
 TARGET_TRAIN_STEP = {"l1": 1.1, "l2": 1.1, "linf": 1.1, "k_sparse": 1.5, "k_support": 1.5}
@@ -78,7 +80,11 @@ def main() -> None:
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
-    payload = {"model": "MLP 784-300-100-10", "batch": 128, "speed": speed(args.repeats)}
+    payload = {"model": "MLP 784-300-100-10", "batch": 128, "fused_kernels": kernels.enabled(),
+               "speed": speed(args.repeats)}
+    if kernels.enabled():  # the same measurement on the pure-torch path, for comparison
+        with kernels.switched_off():
+            payload["speed_torch_path"] = speed(args.repeats)
     if not args.skip_accuracy:
         epochs = fwx.EPOCHS["cpu"]
         result = fwx.compare((fwx.SGD, *fwx.REGIONS, *fwx.RESCALING[1:]), "mnist5k", seeds=(0, 1, 2), epochs=epochs,

@@ -9,9 +9,11 @@ import torch
 from torch import nn
 
 from . import data as data_mod
+from .budget import choose, get_budget
 from .models import create
 from .seeding import check_seed, seed_everything
 from .train import History, evaluate, fit
+from .validate import check_int
 
 
 @dataclass
@@ -45,3 +47,29 @@ def train_classifier(dataset: str | data_mod.Splits, model: str = "mlp", *, seed
     history = fit(net, splits.train, val_data=splits.val, epochs=epochs, lr=lr, seed=seed, device=device,
                   progress=progress, desc=f"{model} seed {seed}", **kwargs)
     return ClassifierRun(net, history, evaluate(net, splits.test, device=device), splits)
+
+
+@dataclass
+class ExperimentData:
+    """What a notebook's experiments run on at a budget: the seeds, the first seed's splits, and the source.
+
+    ``source`` is what to hand to :func:`train_classifier`: the dataset name (each seed splits it
+    anew) or, at the smoke budget, ``data`` itself (one small split, so CI stays fast).
+    """
+
+    seeds: list[int]
+    data: data_mod.Splits
+    source: str | data_mod.Splits
+
+
+def experiment_data(budget: str, seed: int = 0, dataset: str = "mnist5k", gpu_dataset: str = "mnist",
+                    smoke_train: int = 600, seeds: int = 3) -> ExperimentData:
+    """Seeds and data for a budget: smoke uses one seed and ``smoke_train`` examples, gpu ``gpu_dataset``."""
+    budget = get_budget(budget)
+    seed = check_seed(seed)
+    smoke_train = check_int(smoke_train, "smoke_train", low=1)
+    seeds = check_int(seeds, "seeds", low=1)
+    name = choose(budget, smoke=dataset, cpu=dataset, gpu=gpu_dataset)
+    data = data_mod.load(name, seed=seed, budget=budget, n_train=choose(budget, smoke=smoke_train, cpu=None, gpu=None))
+    return ExperimentData(seeds=[seed] if budget == "smoke" else [seed + i for i in range(seeds)], data=data,
+                          source=data if budget == "smoke" else name)

@@ -64,10 +64,14 @@ class MLP(KitModel):
 
 
 class SmallCNN(KitModel):
-    """Conv blocks (conv 3x3, optional BatchNorm, ReLU, 2x2 max-pool), global average pool, a linear head."""
+    """Conv blocks (conv 3x3, optional BatchNorm, ReLU, 2x2 max-pool), then a linear head.
+
+    The head reads the global average of each channel (``global_pool=True``, few parameters) or the
+    whole flattened feature map (``global_pool=False``: learns much faster on small images).
+    """
 
     def __init__(self, input_shape: Sequence[int] = (1, 28, 28), channels: Sequence[int] = (16, 32),
-                 num_classes: int = 10, batchnorm: bool = True) -> None:
+                 num_classes: int = 10, batchnorm: bool = True, global_pool: bool = True) -> None:
         super().__init__()
         shape = _check_shape(input_shape)
         if len(shape) != 3:
@@ -88,7 +92,13 @@ class SmallCNN(KitModel):
             layers += [nn.ReLU(), nn.MaxPool2d(2)]
             c_in = c
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes))
+        if not isinstance(global_pool, bool):
+            raise TypeError(f"global_pool must be True or False; got {type(global_pool).__name__}")
+        if global_pool:
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes))
+        else:
+            side = [size // 2 ** len(channels) for size in shape[1:]]
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(c_in * side[0] * side[1], num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -31,6 +31,11 @@ def test_small_cnn_count_and_shape():
     expected = 16 * 9 + 32 + 16 * 32 * 9 + 64 + 330
     assert models.count_parameters(model) == expected
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    flat = models.SmallCNN((1, 28, 28), channels=(16, 32), num_classes=10, global_pool=False)
+    assert models.count_parameters(flat) == expected - 330 + 32 * 7 * 7 * 10 + 10  # head reads the 32x7x7 map
+    assert flat(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    odd = models.SmallCNN((3, 9, 11), channels=(4,), num_classes=2, global_pool=False)  # floor of odd sides
+    assert odd(torch.zeros(2, 3, 9, 11)).shape == (2, 2)
 
 
 def test_resnet20_matches_the_known_size():

@@ -1,4 +1,5 @@
-"""Stochastic Frank-Wolfe training: constraint sets (LMOs), SFW optimizers, radii from initialization."""
+"""Stochastic Frank-Wolfe training: constraint sets (LMOs), SFW optimizers, radii from initialization,
+structured k-support regions and the penalty baselines of compression-aware training."""
 
 from .constraints import (
     Constraint,
@@ -15,10 +16,14 @@ from .constraints import (
     resolve_k,
 )
 from .optimizers import SFW, AdaGradSFW, ProjectedSGD
+from .penalties import PENALTIES, PenalizedSGD, penalty_prox, penalty_subgradient, penalty_value
 from .recipes import projected_sgd_setup, sfw_setup
 from .regions import KINDS, build, constraints_from_init, expected_init_norms, make_feasible_
+from .structured import DelayedK, GroupKSupportBall, SpectralKSupportBall, k_limit, top_k_singular
 
-__all__ = ["KINDS", "SFW", "AdaGradSFW", "Constraint", "KSparsePolytope", "KSupportBall", "L1Ball", "L2Ball",
-           "LinfBall", "LpBall", "NuclearBall", "ProbabilitySimplex", "ProjectedSGD", "Unconstrained", "build",
-           "constraints_from_init", "expected_init_norms", "ksupport_norm", "make_feasible_", "projected_sgd_setup",
-           "resolve_k", "sfw_setup"]
+__all__ = ["KINDS", "PENALTIES", "SFW", "AdaGradSFW", "Constraint", "DelayedK", "GroupKSupportBall",
+           "KSparsePolytope", "KSupportBall", "L1Ball", "L2Ball", "LinfBall", "LpBall", "NuclearBall",
+           "PenalizedSGD", "ProbabilitySimplex", "ProjectedSGD", "SpectralKSupportBall", "Unconstrained", "build",
+           "constraints_from_init", "expected_init_norms", "k_limit", "ksupport_norm", "make_feasible_",
+           "penalty_prox", "penalty_subgradient", "penalty_value", "projected_sgd_setup", "resolve_k", "sfw_setup",
+           "top_k_singular"]

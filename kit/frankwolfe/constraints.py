@@ -21,6 +21,7 @@ from numbers import Integral, Real
 import torch
 
 from ..validate import check_float, check_int
+from . import kernels
 
 _EPS = 1e-12
 
@@ -225,6 +226,8 @@ class L2Ball(Constraint):
     supports_projection = True
 
     def _lmo(self, x, out):
+        if kernels.applies(x, out):
+            return kernels.l2_vertex(x, self.radius, out)
         norm = float(x.norm())
         return out.zero_() if norm <= _EPS else torch.mul(x, -self.radius / norm, out=out)
 
@@ -245,6 +248,8 @@ class LinfBall(Constraint):
     supports_projection = True
 
     def _lmo(self, x, out):
+        if kernels.applies(x, out):
+            return kernels.linf_vertex(x, self.radius, out)
         return torch.sign(x, out=out).mul_(-self.radius)
 
     def norm(self, x):
@@ -277,6 +282,8 @@ class L1Ball(Constraint):
     supports_projection = True
 
     def _lmo(self, x, out):
+        if kernels.applies(x, out):
+            return kernels.l1_vertex(x, self.radius, out)
         flat = x.reshape(-1)
         i = _argmax_abs(flat) if flat.numel() >= 4096 else int(flat.abs().argmax())  # argmax is not vectorized
         value = float(flat[i])
@@ -345,6 +352,8 @@ class KSparsePolytope(_TopKRegion):
     name = "k_sparse"
 
     def _lmo(self, x, out):
+        if kernels.applies(x, out):
+            return kernels.topk_vertex(x, self.k, self.radius, False, out)
         return torch.sign(x, out=out).mul_(top_k_indicator(x, self.k, self._buffers)).mul_(-self.radius)
 
     def norm(self, x):
@@ -360,6 +369,8 @@ class KSupportBall(_TopKRegion):
     name = "k_support"
 
     def _lmo(self, x, out):
+        if kernels.applies(x, out):
+            return kernels.topk_vertex(x, self.k, self.radius, True, out)
         top = torch.mul(x, top_k_indicator(x, self.k, self._buffers), out=out)  # x on the top k, 0 elsewhere
         norm = float(top.norm())
         return out.zero_() if norm <= _EPS else top.mul_(-self.radius / norm)

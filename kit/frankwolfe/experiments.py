@@ -7,42 +7,62 @@ per region; the effect of the learning-rate rescaling.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from ..experiments import ClassifierRun, train_classifier
 from ..validate import check_int
+from .penalties import PenalizedSGD
 from .recipes import sfw_setup
 
 EPOCHS = {"smoke": 2, "cpu": 10, "gpu": 60}
 SGD_SETTINGS = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}
 K_FRACTION = 0.05  # k = 5% of each layer's entries for the k-sparse and k-support regions
+K_REGIONS = ("k_sparse", "k_support", "group_k_support", "spectral_k_support")
 WIDTH = 10.0  # L2 diameter = 2 * WIDTH * E||theta_0||, per layer
 
 
 @dataclass(frozen=True)
 class Method:
-    """One way to train: SGD, or SFW over a region with a rescaling mode and learning rate."""
+    """One way to train: SGD (weight decay, or a penalty instead), or SFW over a region."""
 
     label: str
-    region: str | None = None  # None: SGD with momentum and weight decay
+    region: str | None = None  # None: SGD with momentum, and weight decay unless a penalty is given
     rescale: str | None = "gradient"
-    lr: float = 1.0
+    lr: float = 1.0  # SFW's learning rate; SGD and the penalty baselines use SGD_SETTINGS
     width: float = WIDTH
+    k: float | None = None  # None: K_FRACTION for the regions that need k
+    penalty: str | None = None  # 'l1', 'group_lasso' or 'nuclear' (kit.frankwolfe.penalties)
+    strength: float = 0.0
+    prox: bool = False
     options: dict = field(default_factory=dict)
 
-    def run(self, data, seed: int, epochs: int, progress: bool = False, device=None) -> ClassifierRun:
-        """Train the MLP on ``data`` (a name or kit.data.Splits) with this method."""
-        if self.region is None:
-            return train_classifier(data, seed=seed, epochs=epochs, lr=SGD_SETTINGS["lr"], progress=progress,
+    def optimizer_for(self) -> Callable[[nn.Module], torch.optim.Optimizer] | None:
+        """A function model -> optimizer, or None for plain SGD with weight decay (kit.train.fit's own)."""
+        if self.region is not None:
+            k = (self.k or K_FRACTION) if self.region in K_REGIONS else None
+            return sfw_setup(self.region, width=self.width, lr=self.lr, rescale=self.rescale, k=k, **self.options)
+        if self.penalty is not None:
+            return lambda model: PenalizedSGD(model.parameters(), lr=SGD_SETTINGS["lr"], penalty=self.penalty,
+                                              strength=self.strength, prox=self.prox,
+                                              momentum=SGD_SETTINGS["momentum"])
+        return None
+
+    def run(self, data, seed: int, epochs: int, progress: bool = False, device=None, model: str = "mlp",
+            **model_kwargs) -> ClassifierRun:
+        """Train ``model`` (default the MLP) on ``data`` (a name or kit.data.Splits) with this method."""
+        setup = self.optimizer_for()
+        if setup is None:
+            return train_classifier(data, model, seed=seed, epochs=epochs, lr=SGD_SETTINGS["lr"], progress=progress,
                                     device=device, fit_kwargs={"momentum": SGD_SETTINGS["momentum"],
-                                                               "weight_decay": SGD_SETTINGS["weight_decay"]})
-        k = K_FRACTION if self.region in ("k_sparse", "k_support") else None
-        setup = sfw_setup(self.region, width=self.width, lr=self.lr, rescale=self.rescale, k=k, **self.options)
-        return train_classifier(data, seed=seed, epochs=epochs, lr=self.lr, progress=progress, device=device,
-                                optimizer_for=setup)
+                                                               "weight_decay": SGD_SETTINGS["weight_decay"]},
+                                    **model_kwargs)
+        lr = self.lr if self.region is not None else SGD_SETTINGS["lr"]
+        return train_classifier(data, model, seed=seed, epochs=epochs, lr=lr, progress=progress, device=device,
+                                optimizer_for=setup, **model_kwargs)
 
 
 SGD = Method("SGD + weight decay")
@@ -67,7 +87,7 @@ SHAPE = (  # tight regions (width 1), where the region's shape shows in the weig
 
 
 def compare(methods: Sequence[Method], data, seeds: Sequence[int] = (0, 1, 2), epochs: int = 10,
-            progress: bool = True, device=None) -> dict:
+            progress: bool = True, device=None, model: str = "mlp", **model_kwargs) -> dict:
     """Train every method on every seed; rows with test accuracies, mean and std, plus the runs."""
     if not methods:
         raise ValueError("methods is empty")
@@ -76,7 +96,7 @@ def compare(methods: Sequence[Method], data, seeds: Sequence[int] = (0, 1, 2), e
         raise ValueError("seeds is empty")
     rows, runs = [], {}
     for method in methods:
-        runs[method.label] = [method.run(data, s, epochs, progress, device) for s in seeds]
+        runs[method.label] = [method.run(data, s, epochs, progress, device, model, **model_kwargs) for s in seeds]
         acc = [r.test["accuracy"] for r in runs[method.label]]
         rows.append({"method": method.label, "accuracies": acc, "mean": statistics.mean(acc),
                      "std": statistics.stdev(acc) if len(acc) > 1 else 0.0})

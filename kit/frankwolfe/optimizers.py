@@ -13,6 +13,7 @@ import torch
 from torch.optim import Optimizer
 
 from ..validate import check_choice, check_float, check_int
+from . import kernels
 from .constraints import Constraint, Unconstrained
 
 RESCALE = ("diameter", "gradient", None)
@@ -116,17 +117,26 @@ class SFW(_ConstrainedOptimizer):
         if group["step_schedule"] == "decreasing":
             etas = [1.0 / (t + 1) for _, _, _, t in items]
         elif group["rescale"] == "gradient":
-            diffs = [self._buffer("difference", p) for p in params]
-            torch._foreach_copy_(diffs, params)
-            torch._foreach_sub_(diffs, vertices)
-            gaps = torch.stack(torch._foreach_norm(diffs))
-            m_norms = torch.stack(torch._foreach_norm([m for _, _, m, _ in items]))
-            etas = torch.where(gaps > 0, lr * m_norms / gaps.clamp_min(1e-30), 0.0).clamp(0.0, 1.0).tolist()
+            etas = self._gradient_steps(items, vertices, lr)
         elif group["rescale"] == "diameter":
             etas = [min(lr / c.diameter, 1.0) for _, c, _, _ in items]
         else:
             etas = [lr] * len(items)
         torch._foreach_lerp_(params, vertices, etas)
+
+    def _gradient_steps(self, items: list, vertices: list[torch.Tensor], lr: float) -> list[float]:
+        """eta = lr * ||m|| / ||theta - v|| per parameter, clipped to [0, 1] (0 when theta = v)."""
+        params, moms = [p for p, _, _, _ in items], [m for _, _, m, _ in items]
+        known = [self.__dict__.get("_momentum_norms", {}).get(p) for p in params]  # from the momentum pass
+        if None not in known and kernels.all_apply(params + vertices):
+            gaps = [kernels.gap(p, v) for p, v in zip(params, vertices, strict=True)]
+            return [min(lr * m_norm / g, 1.0) if g > 0 else 0.0 for g, m_norm in zip(gaps, known, strict=True)]
+        diffs = [self._buffer("difference", p) for p in params]
+        torch._foreach_copy_(diffs, params)
+        torch._foreach_sub_(diffs, vertices)
+        gaps = torch.stack(torch._foreach_norm(diffs))
+        m_norms = torch.stack(torch._foreach_norm(moms))
+        return torch.where(gaps > 0, lr * m_norms / gaps.clamp_min(1e-30), 0.0).clamp(0.0, 1.0).tolist()
 
     def _buffer(self, name: str, p: torch.Tensor) -> torch.Tensor:
         # work tensors reused across steps (fresh large tensors cost page faults); kept out of self.state
@@ -139,7 +149,7 @@ class SFW(_ConstrainedOptimizer):
 
     def _momentum(self, pairs: list, group: dict) -> list[int]:
         """Update every momentum buffer (m = g at a parameter's first step); return each step count."""
-        steps, bufs, grads, rhos = [], [], [], []
+        steps, owners, bufs, grads, rhos = [], [], [], [], []
         for p, _ in pairs:
             state = self.state[p]
             t = state["step"] = state.get("step", 0) + 1
@@ -147,11 +157,18 @@ class SFW(_ConstrainedOptimizer):
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = p.grad.detach().clone()
                 continue
+            owners.append(p)
             bufs.append(state["momentum_buffer"])
             grads.append(p.grad)
             rhos.append((1.0 / (t + 1)) ** (1 / 3) if group["momentum_schedule"] == "mokhtari"
                         else 1.0 - group["momentum"])
-        if bufs:
+        norms = self.__dict__.setdefault("_momentum_norms", {})
+        norms.clear()
+        if bufs and group["rescale"] == "gradient" and kernels.all_apply(bufs + grads):
+            # fused: the pass that updates m also measures ||m||, which gradient rescaling needs
+            for p, buf, grad, rho in zip(owners, bufs, grads, rhos, strict=True):
+                norms[p] = kernels.momentum_(buf, grad, rho)
+        elif bufs:
             if len(set(rhos)) == 1:
                 torch._foreach_lerp_(bufs, grads, rhos[0])  # m <- (1 - rho) m + rho g, all layers at once
             else:

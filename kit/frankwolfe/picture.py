@@ -10,7 +10,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..plots import TEMPLATE
-from .constraints import Constraint, L1Ball, L2Ball, LinfBall, LpBall, ProbabilitySimplex
+from .constraints import Constraint, L1Ball, L2Ball, LinfBall, LpBall, ProbabilitySimplex, ksupport_norm
 
 DEFAULT_REGIONS = (L1Ball((2,)), L2Ball((2,)), LinfBall((2,)), LpBall((2,), 3.0), ProbabilitySimplex((2,)))
 TITLES = {"L1Ball": "L1 ball", "L2Ball": "L2 ball", "LinfBall": "L-inf ball", "LpBall": "Lp ball (p=3)",
@@ -71,3 +71,31 @@ def _inside(region: Constraint) -> torch.Tensor:
     if isinstance(region, ProbabilitySimplex):
         return torch.tensor([0.7, 0.3], dtype=torch.float64) * region.radius
     return torch.tensor([-0.25, 0.3], dtype=torch.float64) * region.radius
+
+
+def ksupport_ball_figure(ks: Sequence[int] = (1, 2, 3), directions: int = 2000, seed: int = 0) -> go.Figure:
+    """The unit k-support balls in three dimensions: k = 1 is the L1 ball, k = 3 the L2 ball, k = 2 between.
+
+    Each ball is drawn as the convex hull of boundary points u / ||u||_(k) for random directions u.
+    """
+    directions = int(directions)
+    if directions < 100:
+        raise ValueError(f"directions must be at least 100; got {directions}")
+    if not ks or any(not 1 <= int(k) <= 3 for k in ks):
+        raise ValueError(f"ks must be counts in [1, 3] (the balls live in three dimensions); got {ks!r}")
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(directions, 3, generator=g, dtype=torch.float64)
+    corners = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]], dtype=torch.float64)
+    u = torch.cat([u, corners, -corners])  # the L1 ball's vertices, so its hull is exact
+    names = {1: "k = 1 (L1 ball)", 3: "k = 3 (L2 ball)"}
+    fig = make_subplots(rows=1, cols=len(ks), specs=[[{"type": "scene"}] * len(ks)],
+                        subplot_titles=[names.get(int(k), f"k = {int(k)}") for k in ks])
+    for col, k in enumerate(ks, start=1):
+        pts = torch.stack([d / ksupport_norm(d, int(k)) for d in u]).numpy()
+        fig.add_trace(go.Mesh3d(x=pts[:, 0], y=pts[:, 1], z=pts[:, 2], alphahull=0, opacity=0.55,
+                                color=["#1f77b4", "#2ca02c", "#ff7f0e"][col % 3], flatshading=True,
+                                name=f"k = {int(k)}"), row=1, col=col)
+    fig.update_layout(template=TEMPLATE, height=380, showlegend=False,
+                      title="unit k-support balls in 3-D: pointed like L1 at k = 1, round like L2 at k = n")
+    fig.update_scenes(aspectmode="cube", xaxis_range=[-1.1, 1.1], yaxis_range=[-1.1, 1.1], zaxis_range=[-1.1, 1.1])
+    return fig

@@ -21,16 +21,20 @@ from .constraints import (
     ProbabilitySimplex,
     Unconstrained,
 )
+from .structured import GroupKSupportBall, SpectralKSupportBall
 
-KINDS = ("l1", "l2", "linf", "lp", "k_sparse", "k_support", "nuclear", "simplex", "unconstrained")
+KINDS = ("l1", "l2", "linf", "lp", "k_sparse", "k_support", "group_k_support", "spectral_k_support", "nuclear",
+         "simplex", "unconstrained")
+NEEDS_K = ("k_sparse", "k_support", "group_k_support", "spectral_k_support")
 
 
 def build(kind: str, shape: torch.Size, radius: float = 1.0, k: int | float | None = None,
           p: float | None = None) -> Constraint:
-    """A region by name for a parameter shape ('k_sparse'/'k_support' need k, 'lp' needs p)."""
+    """A region by name for a parameter shape (the k-sparse / k-support kinds need k, 'lp' needs p)."""
     check_choice(kind, "kind", KINDS)
-    if kind in ("k_sparse", "k_support") and k is None:
-        raise ValueError(f"kind {kind!r} needs k (a count, or a fraction of each layer's entries)")
+    if kind in NEEDS_K and k is None:
+        unit = {"group_k_support": "groups", "spectral_k_support": "rank bound"}.get(kind, "entries")
+        raise ValueError(f"kind {kind!r} needs k (a count, or a fraction of each layer's {unit})")
     if kind == "lp" and p is None:
         raise ValueError("kind 'lp' needs p >= 1")
     simple = {"l1": L1Ball, "l2": L2Ball, "linf": LinfBall, "nuclear": NuclearBall, "simplex": ProbabilitySimplex,
@@ -39,7 +43,9 @@ def build(kind: str, shape: torch.Size, radius: float = 1.0, k: int | float | No
         return simple[kind](shape, radius)
     if kind == "lp":
         return LpBall(shape, p, radius)
-    return (KSparsePolytope if kind == "k_sparse" else KSupportBall)(shape, k, radius)
+    with_k = {"k_sparse": KSparsePolytope, "k_support": KSupportBall, "group_k_support": GroupKSupportBall,
+              "spectral_k_support": SpectralKSupportBall}
+    return with_k[kind](shape, k, radius)
 
 
 @torch.no_grad()
