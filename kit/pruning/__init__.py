@@ -1,7 +1,32 @@
-"""Pruning: the one mask mechanism (``torch.nn.utils.prune`` convention), criteria, compression evaluation."""
+"""Pruning: the one mask mechanism (``torch.nn.utils.prune`` convention), criteria, retraining schedules,
+compression evaluation."""
 
+from .algorithms import (
+    CHECKPOINT_FORMAT,
+    ImpResult,
+    PhaseResult,
+    bimp,
+    cubic_sparsity,
+    gmp,
+    imp,
+    phase_epochs,
+    phase_sparsity,
+)
 from .compress import Compressed, count_macs, prune_filters, prune_global, remaining_parameters, svd_rank, svd_split
-from .criteria import check_sparsity, global_magnitude_masks, layerwise_magnitude_masks
+from .criteria import (
+    CRITERIA,
+    check_sparsity,
+    erk_densities,
+    erk_masks,
+    global_magnitude_masks,
+    lamp_masks,
+    lamp_scores,
+    layerwise_magnitude_masks,
+    masks_for,
+    random_masks,
+    uniform_masks,
+    uniform_plus_masks,
+)
 from .masks import (
     PRUNABLE_TYPES,
     LayerSparsity,
@@ -16,8 +41,26 @@ from .masks import (
     remove_masks,
     sparsity_report,
 )
+from .schedules import (
+    ALLR,
+    CLR,
+    FT,
+    LLR,
+    LRW,
+    RETRAIN_SCHEDULES,
+    SLR,
+    allr_peak,
+    lr_range,
+    relative_distance,
+    retrain_schedule,
+)
 
-__all__ = ["PRUNABLE_TYPES", "Compressed", "LayerSparsity", "SparsityReport", "apply_masks", "check_sparsity",
-           "copy_model", "count_macs", "effective_weight", "global_magnitude_masks", "is_masked",
-           "layerwise_magnitude_masks", "load_pruned_state_dict", "masks_of", "prunable", "prune_filters",
-           "prune_global", "remaining_parameters", "remove_masks", "sparsity_report", "svd_rank", "svd_split"]
+__all__ = ["ALLR", "CLR", "CRITERIA", "FT", "LLR", "LRW", "PRUNABLE_TYPES", "RETRAIN_SCHEDULES", "SLR", "Compressed",
+           "LayerSparsity", "SparsityReport", "allr_peak", "apply_masks", "check_sparsity", "copy_model",
+           "count_macs", "effective_weight", "erk_densities", "erk_masks", "global_magnitude_masks", "is_masked",
+           "lamp_masks", "lamp_scores", "layerwise_magnitude_masks", "load_pruned_state_dict", "lr_range",
+           "masks_for", "masks_of", "prunable", "prune_filters", "prune_global", "random_masks",
+           "relative_distance", "remaining_parameters", "remove_masks", "retrain_schedule", "sparsity_report",
+           "svd_rank", "svd_split", "uniform_masks", "uniform_plus_masks"]
+__all__ += ["CHECKPOINT_FORMAT", "ImpResult", "PhaseResult", "bimp", "cubic_sparsity", "gmp", "imp", "phase_epochs",
+            "phase_sparsity"]
