@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from numbers import Real
@@ -70,10 +71,11 @@ class PhaseResult:
     steps: int
     lr_peak: float | None = None
     history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = field(default=0.0, compare=False)  # wall time of the phase (IMP): not part of equality
 
     def row(self) -> dict[str, Any]:
-        """The table row: every field but the per-epoch history."""
-        return {k: v for k, v in asdict(self).items() if k != "history"}
+        """The table row: every field but the per-epoch history and the wall time (not a result of the method)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("history", "seconds")}
 
 
 @dataclass
@@ -310,6 +312,7 @@ def imp(model: nn.Module, data: Splits, *, target_sparsity: float, phases: int, 
     spe = steps_per_epoch(len(data.train), args["batch_size"])
     outer = tqdm(total=phases, initial=resumed, desc=f"IMP {schedule} to {s:.1%}", disable=not progress)
     for i in range(resumed + 1, phases + 1):
+        started = time.perf_counter()
         target = phase_sparsity(s, i, phases)
         fraction, distance = _prune(work, args["criterion"], target, _phase_seed(seed, i))
         accuracy_pruned = _accuracy(work, data, device)
@@ -329,7 +332,8 @@ def imp(model: nn.Module, data: Splits, *, target_sparsity: float, phases: int, 
         records.append(PhaseResult(phase=i, target_sparsity=target, sparsity=report.sparsity, zeros=report.zeros,
                                    total=report.total, pruned_fraction=fraction, distance=distance,
                                    accuracy_pruned=accuracy_pruned, accuracy=_accuracy(work, data, device),
-                                   epochs=epochs[i - 1], steps=steps, lr_peak=peak, history=history))
+                                   epochs=epochs[i - 1], steps=steps, lr_peak=peak, history=history,
+                                   seconds=time.perf_counter() - started))
         if directory is not None:
             state = {k: v.detach().cpu().clone() for k, v in work.state_dict().items()}
             _save_atomic({"format": CHECKPOINT_FORMAT, "config": config, "phase": i, "state_dict": state,

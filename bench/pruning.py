@@ -1,0 +1,105 @@
+"""IMP revisited at the cpu budget: the numbers notebook 03 states, masked-step cost and IMP wall time.
+
+Part 1, speed: the time of one training step (forward, backward, SGD step) of the MLP 784-300-100-10
+at batch 128 with masks at 90% sparsity (torch.nn.utils.prune convention) divided by the dense
+model's, measured interleaved in one run (medians; target <= 1.1); and the wall time of each IMP
+phase. Part 2, accuracy (MNIST-5k, 10 dense epochs, 3 retraining epochs over 3 phases, seeds 0-2):
+IMP with FT/SLR/ALLR and GMP on the MLP and the small CNN, the criteria on the MLP, and accuracy
+against the retraining budget at 95%.
+
+    python bench/pruning.py [--skip-accuracy] [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from common import write_result
+
+import kit
+from kit import pruning
+from kit.pruning import experiments as px
+
+TARGET_STEP_RATIO = 1.1
+
+
+def speed(repeats: int) -> dict:
+    """Masked over dense training-step time, and IMP's wall time per phase."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(128, 1, 28, 28, generator=g), torch.randint(0, 10, (128,), generator=g)
+    kit.seed_everything(0)
+    dense = kit.models.MLP()
+    masked = pruning.copy_model(dense)
+    pruning.apply_masks(masked, pruning.global_magnitude_masks(masked, 0.9))
+    runs = {name: (m, torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9))
+            for name, m in (("dense", dense), ("masked", masked))}
+    times = {name: [] for name in runs}
+
+    def train_step(model, opt):
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    for model, opt in runs.values():
+        train_step(model, opt)
+    for _ in range(repeats):
+        for name, (model, opt) in runs.items():  # interleaved: both see the same machine state
+            start = time.perf_counter()
+            train_step(model, opt)
+            times[name].append(time.perf_counter() - start)
+    ratio = statistics.median(times["masked"]) / statistics.median(times["dense"])
+    dense_run = px.train_dense("mnist5k", 0, px.EPOCHS["cpu"])
+    per_phase = [p.seconds for p in px.prune(dense_run, 0.95, retrain_epochs=px.RETRAIN_EPOCHS["cpu"]).phases]
+    result = {"train_step_ms": {k: 1e3 * statistics.median(v) for k, v in times.items()},
+              "masked_over_dense": ratio, "target": TARGET_STEP_RATIO,
+              "imp_seconds_per_phase": per_phase}
+    print(result)
+    return result
+
+
+def accuracy(seeds: list[int]) -> dict:
+    """Every experiment of notebook 03 at the cpu budget."""
+    epochs, retrain = px.EPOCHS["cpu"], px.RETRAIN_EPOCHS["cpu"]
+    schedules = {f"IMP + {name}": {"schedule": name} for name in ("FT", "SLR", "ALLR")}
+    dense = [px.train_dense("mnist5k", s, epochs) for s in seeds]
+    mlp = px.compare(dense, px.SPARSITIES, schedules, retrain_epochs=retrain)
+    for s in px.SPARSITIES:
+        for d in dense:
+            mlp.add("GMP", s, px.gmp_run("mnist5k", d.seed, s, epochs + retrain).accuracy)
+    cnn_dense = [px.train_dense("mnist5k", s, epochs, model="cnn", **px.CNN) for s in seeds]
+    cnn = px.compare(cnn_dense, px.SPARSITIES, schedules, retrain_epochs=retrain)
+    criteria = {name: {"criterion": name, "schedule": "SLR"} for name in ("global", "uniform", "erk", "lamp")}
+    by_criterion = px.compare(dense, px.SPARSITIES, criteria, retrain_epochs=retrain)
+    budgets = [0, 3, 6, 9, 15]
+    curve = px.retraining_curve(dense, 0.95, budgets)
+    out = {"dense_epochs": epochs, "retrain_epochs": retrain, "phases": px.PHASES, "seeds": seeds,
+           "mlp_schedules": {"rows": mlp.rows(), **mlp.to_dict()},
+           "cnn_schedules": {"rows": cnn.rows(), **cnn.to_dict()},
+           "mlp_criteria": {"rows": by_criterion.rows(), **by_criterion.to_dict()},
+           "retraining_budget_at_95": {"budgets": budgets, "accuracy": curve,
+                                       "mean": [statistics.mean(c) for c in zip(*curve, strict=True)]}}
+    for name in ("mlp_schedules", "cnn_schedules", "mlp_criteria"):
+        print(name)
+        for row in out[name]["rows"]:
+            print("  " + "  ".join(f"{v:.4f}" if isinstance(v, float) else f"{v:14s}" for v in row.values()))
+    print("budget curve", budgets, out["retraining_budget_at_95"]["mean"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--repeats", type=int, default=300)
+    args = parser.parse_args()
+    payload = {"data": "mnist5k", "speed": speed(args.repeats)}
+    if not args.skip_accuracy:
+        payload["accuracy"] = accuracy([int(s) for s in args.seeds.split(",")])
+    write_result("pruning", payload)
+
+
+if __name__ == "__main__":
+    main()
