@@ -71,6 +71,9 @@ def accuracy(seeds: list[int]) -> dict:
             mlp.add("GMP", s, px.gmp_run("mnist5k", d.seed, s, epochs + retrain).accuracy)
     cnn_dense = [px.train_dense("mnist5k", s, epochs, model="cnn", **px.CNN) for s in seeds]
     cnn = px.compare(cnn_dense, px.SPARSITIES, schedules, retrain_epochs=retrain)
+    for s in px.SPARSITIES:
+        for d in cnn_dense:
+            cnn.add("GMP", s, px.gmp_run("mnist5k", d.seed, s, epochs + retrain, model="cnn", **px.CNN).accuracy)
     criteria = {name: {"criterion": name, "schedule": "SLR"} for name in ("global", "uniform", "erk", "lamp")}
     by_criterion = px.compare(dense, px.SPARSITIES, criteria, retrain_epochs=retrain)
     budgets = [0, 3, 6, 9, 15]

@@ -54,6 +54,24 @@ from .schedules import (
     relative_distance,
     retrain_schedule,
 )
+from .soups import (
+    ECE_BINS,
+    MERGE,
+    VARY,
+    IngredientResult,
+    SoupPhase,
+    SoupResult,
+    ensemble_accuracy,
+    expected_calibration_error,
+    greedy_soup,
+    ingredient_values,
+    interpolate,
+    pairwise_distances,
+    recalibrate_batchnorm,
+    soup_gmp,
+    sparse_model_soup,
+    uniform_soup,
+)
 
 __all__ = ["ALLR", "CLR", "CRITERIA", "FT", "LLR", "LRW", "PRUNABLE_TYPES", "RETRAIN_SCHEDULES", "SLR", "Compressed",
            "LayerSparsity", "SparsityReport", "allr_peak", "apply_masks", "check_sparsity", "copy_model",
@@ -64,3 +82,6 @@ __all__ = ["ALLR", "CLR", "CRITERIA", "FT", "LLR", "LRW", "PRUNABLE_TYPES", "RET
            "svd_rank", "svd_split", "uniform_masks", "uniform_plus_masks"]
 __all__ += ["CHECKPOINT_FORMAT", "ImpResult", "PhaseResult", "bimp", "cubic_sparsity", "gmp", "imp", "phase_epochs",
             "phase_sparsity"]
+__all__ += ["ECE_BINS", "MERGE", "VARY", "IngredientResult", "SoupPhase", "SoupResult", "ensemble_accuracy",
+            "expected_calibration_error", "greedy_soup", "ingredient_values", "interpolate", "pairwise_distances",
+            "recalibrate_batchnorm", "soup_gmp", "sparse_model_soup", "uniform_soup"]
