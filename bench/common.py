@@ -13,10 +13,20 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write_result(name: str, payload: dict) -> Path:
-    """Write bench/results/<name>.json with the payload plus the machine it was measured on."""
+def write_result(name: str, payload: dict, keep: tuple[str, ...] = ()) -> Path:
+    """Write bench/results/<name>.json with the payload plus the machine it was measured on.
+
+    Keys in ``keep`` that the payload lacks are carried over from the previous file (e.g. the
+    accuracy part when only the speed part was re-measured), with the date they were measured.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
+    if path.exists() and any(key not in payload for key in keep):
+        previous = json.loads(path.read_text())
+        for key in keep:
+            if key not in payload and key in previous:
+                payload[key] = previous[key]
+                payload.setdefault("carried_over", {})[key] = previous.get("machine", {}).get("date")
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "machine": platform.machine(), "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}

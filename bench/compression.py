@@ -90,7 +90,7 @@ def main() -> None:
     payload = {"data": "mnist5k", "k": cx.K, "width": cx.WIDTH, "speed": speed(args.repeats)}
     if not args.skip_accuracy:
         payload["accuracy"] = accuracy([int(s) for s in args.seeds.split(",")])
-    write_result("compression", payload)
+    write_result("compression", payload, keep=("accuracy",))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def main() -> None:
         payload["first_layer_weights_width_1"] = {label: fwx.weight_statistics(runs[0].model)
                                                   for label, runs in shape["runs"].items()}
         print(payload["first_layer_weights_width_1"])
-    write_result("frank_wolfe", payload)
+    write_result("frank_wolfe", payload, keep=("accuracy", "first_layer_weights_width_1"))
 
 
 if __name__ == "__main__":

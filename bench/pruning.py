@@ -101,7 +101,7 @@ def main() -> None:
     payload = {"data": "mnist5k", "speed": speed(args.repeats)}
     if not args.skip_accuracy:
         payload["accuracy"] = accuracy([int(s) for s in args.seeds.split(",")])
-    write_result("pruning", payload)
+    write_result("pruning", payload, keep=("accuracy",))
 
 
 if __name__ == "__main__":

@@ -157,3 +157,24 @@ def test_build_is_cached_by_source_hash(monkeypatch, tmp_path):
     assert first is not None and first.parent == tmp_path and first.exists()
     monkeypatch.setenv("CXX", "false")  # a second build would fail: the cached library is reused
     assert kernels._build() == first
+
+
+@pytest.mark.parametrize("kind", ["l1", "l2", "linf", "k_sparse", "k_support"])
+def test_kernels_give_the_same_bits_on_one_and_two_threads(kind):
+    """Large tensors run on several OpenMP threads; partial sums are added in block order, so no change."""
+    g = torch.Generator().manual_seed(5)
+    x, theta, grad = (torch.randn(300_000, generator=g) for _ in range(3))
+    c = region(kind, (300_000,), 15_000, 0.9)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            m = x.clone()
+            norm = kernels.momentum_(m, grad, 0.1)
+            v = c.lmo(m)
+            results.append((v, norm, kernels.gap(theta, v)))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0][0], results[1][0])
+    assert results[0][1:] == results[1][1:]

@@ -38,46 +38,64 @@ inline vf load(const float* p) {
 
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
+const int64_t kParallelFrom = 65536;  // entries: below this, threads cost more than they save
+
 // sum of lane(i) (four entries i..i+3) and of tail(i) over the last < 4 entries of each block:
-// float lanes within blocks of 4096 entries, double across blocks (accurate for any n)
+// float lanes within blocks of 4096 entries, double across blocks (accurate for any n). Blocks may
+// run on several OpenMP threads (torch's own runtime); the partial sums are added in block order,
+// so the result does not depend on the number of threads.
 template <class Lanes, class Tail>
 double blocked_sum(int64_t n, Lanes lane, Tail tail) {
-    const int64_t block = 4096;
-    double total = 0.0;
-    for (int64_t start = 0; start < n; start += block) {
-        int64_t end = std::min(n, start + block), i = start;
+    const int64_t block = 4096, blocks = (n + block - 1) / block;
+    std::vector<double> partial(size_t(blocks > 0 ? blocks : 1), 0.0);
+#pragma omp parallel for schedule(static) if (n >= kParallelFrom)
+    for (int64_t b = 0; b < blocks; ++b) {
+        int64_t start = b * block, end = std::min(n, start + block), i = start;
         vf acc = {0, 0, 0, 0};
         for (; i + 4 <= end; i += 4) acc += lane(i);
         double part = double(acc[0]) + acc[1] + acc[2] + acc[3];
         for (; i < end; ++i) part += tail(i);
-        total += part;
+        partial[size_t(b)] = part;
     }
+    double total = 0.0;
+    for (double part : partial) total += part;
     return total;
 }
 
 // index of the first entry of largest |x|, or -1 when every entry is 0
 int64_t argmax_abs(const float* x, int64_t n) {
-    const int64_t block = 1024;  // maxima per block (vectorized), then one block scanned for the index
-    float best = 0.0f;
-    int64_t best_block = -1;
-    for (int64_t start = 0; start < n; start += block) {
-        int64_t end = std::min(n, start + block);
+    const int64_t block = 1024, blocks = (n + block - 1) / block;  // maxima per block, then one block scanned
+    std::vector<float> peak(size_t(blocks > 0 ? blocks : 1), 0.0f);
+#pragma omp parallel for schedule(static) if (n >= kParallelFrom)
+    for (int64_t b = 0; b < blocks; ++b) {
+        int64_t start = b * block, end = std::min(n, start + block), i = start;
         vf acc = {0, 0, 0, 0};
-        int64_t i = start;
         for (; i + 4 <= end; i += 4) {
             vf a = load_abs(x + i);
             acc = a > acc ? a : acc;
         }
         float m = std::max(std::max(acc[0], acc[1]), std::max(acc[2], acc[3]));
         for (; i < end; ++i) m = std::max(m, std::fabs(x[i]));
-        if (m > best) {
-            best = m;
-            best_block = start;
-        }
+        peak[size_t(b)] = m;
     }
+    float best = 0.0f;
+    int64_t best_block = -1;
+    for (int64_t b = 0; b < blocks; ++b)
+        if (peak[size_t(b)] > best) {
+            best = peak[size_t(b)];
+            best_block = b;
+        }
     if (best_block < 0) return -1;
-    for (int64_t i = best_block;; ++i)
+    for (int64_t i = best_block * block;; ++i)
         if (std::fabs(x[i]) == best) return i;
+}
+
+// out = 0, on several threads for large n
+void zero(float* out, int64_t n) {
+    const int64_t chunk = 16384;
+#pragma omp parallel for schedule(static) if (n >= kParallelFrom)
+    for (int64_t start = 0; start < n; start += chunk)
+        std::memset(out + start, 0, sizeof(float) * size_t(std::min(chunk, n - start)));
 }
 
 int64_t coprime_stride(int64_t n, int64_t target) {
@@ -182,7 +200,7 @@ extern "C" {
 
 // L1-ball vertex: out = -radius * sign(x_i) e_i at the first i of largest |x_i| (0 if x = 0)
 int64_t kit_l1_vertex_f32(const float* x, int64_t n, float radius, float* out) {
-    std::memset(out, 0, sizeof(float) * size_t(n));
+    zero(out, n);
     int64_t i = argmax_abs(x, n);
     if (i >= 0) out[i] = x[i] > 0 ? -radius : radius;
     return i;
@@ -194,11 +212,13 @@ void kit_l2_vertex_f32(const float* x, int64_t n, float radius, float* out) {
                             [&](int64_t i) { return double(x[i]) * x[i]; });
     double norm = std::sqrt(sq);
     const float scale = norm <= 1e-12 ? 0.0f : float(-radius / norm);
+#pragma omp parallel for schedule(static) if (n >= kParallelFrom)
     for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale;
 }
 
 // L-inf-ball vertex: out = -radius * sign(x), with sign(0) = 0 so dead inputs do not drift
 void kit_linf_vertex_f32(const float* x, int64_t n, float radius, float* out) {
+#pragma omp parallel for schedule(static) if (n >= kParallelFrom)
     for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0 ? -radius : (x[i] < 0 ? radius : 0.0f);
 }
 
@@ -210,34 +230,33 @@ void kit_topk_vertex_f32(const float* x, int64_t n, int64_t k, float radius, int
     float tau = kth_largest_abs(x, n, k, &greater, &equal);
     // usually exactly k entries reach tau; at tau = 0 the extra ones are zeros and contribute 0
     bool inclusive = greater + equal == k || tau == 0.0f;
-    const vf t = {tau, tau, tau, tau}, zero = {0, 0, 0, 0}, neg = {-radius, -radius, -radius, -radius};
-    vf sq = zero;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        vf v = load(x + i);
-        vf a = load_abs(x + i);
-        vi take = inclusive ? (a >= t) : (a > t);
-        vf kept = take ? v : zero;
-        sq += kept * kept;
-        store(out + i, mode == 0 ? (kept > zero ? neg : (kept < zero ? -neg : zero)) : kept);
-    }
-    float sum_sq = sq[0] + sq[1] + sq[2] + sq[3];
-    for (; i < n; ++i) {
-        float a = std::fabs(x[i]);
-        float kept = (inclusive ? a >= tau : a > tau) ? x[i] : 0.0f;
-        sum_sq += kept * kept;
-        out[i] = mode == 0 ? (kept > 0 ? -radius : (kept < 0 ? radius : 0.0f)) : kept;
-    }
+    const vf t = {tau, tau, tau, tau}, none = {0, 0, 0, 0}, neg = {-radius, -radius, -radius, -radius};
+    double sum_sq = blocked_sum(
+        n,
+        [&](int64_t i) {
+            vf v = load(x + i), a = load_abs(x + i);
+            vi take = inclusive ? (a >= t) : (a > t);
+            vf kept = take ? v : none;
+            store(out + i, mode == 0 ? (kept > none ? neg : (kept < none ? -neg : none)) : kept);
+            return kept * kept;
+        },
+        [&](int64_t i) {
+            float a = std::fabs(x[i]);
+            float kept = (inclusive ? a >= tau : a > tau) ? x[i] : 0.0f;
+            out[i] = mode == 0 ? (kept > 0 ? -radius : (kept < 0 ? radius : 0.0f)) : kept;
+            return double(kept) * kept;
+        });
     if (!inclusive)  // genuine ties at tau > 0: the first ones in memory order complete the k
         for (int64_t j = 0, ties = k - greater; j < n && ties > 0; ++j)
             if (std::fabs(x[j]) == tau) {
                 out[j] = mode == 0 ? (x[j] > 0 ? -radius : radius) : x[j];
-                sum_sq += x[j] * x[j];
+                sum_sq += double(x[j]) * x[j];
                 --ties;
             }
     if (mode == 1) {
         double norm = std::sqrt(double(sum_sq));
         const float scale = norm <= 1e-12 ? 0.0f : float(-radius / norm);
+#pragma omp parallel for schedule(static) if (n >= kParallelFrom)
         for (int64_t j = 0; j < n; ++j) out[j] *= scale;
     }
 }

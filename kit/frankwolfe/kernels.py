@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 _SOURCE = Path(__file__).with_name("_kernels.cpp")
-_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno"]
+_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno", "-fopenmp"]
 
 
 def _cache_dir() -> Path:
