@@ -170,7 +170,7 @@ kit.plots.table(low_rank.rows(), title="MLP, truncated SVD (output layer kept)")
 # The compute per step: one optimizer step on the MLP (the gradients of one batch), median of
 # repeated steps. The nuclear penalty pays a full SVD per layer per step; the spectral k-support
 # step only the top-k singular triplets (warm-started block power iterations). Measured
-# (`bench/compression.py`): 5.0 ms against 30.3 ms per step, a ratio of 0.16 (SGD: 0.1 ms); the
+# (`bench/compression.py`): 3.1 ms against 20.4 ms per step, a ratio of 0.15 (SGD: 0.1 ms); the
 # LMO alone costs 0.15 of a full SVD of the 300x784 layer.
 
 # %%
