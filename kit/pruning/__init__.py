@@ -30,6 +30,7 @@ from .criteria import (
 from .masks import (
     PRUNABLE_TYPES,
     LayerSparsity,
+    MaskHook,
     SparsityReport,
     apply_masks,
     copy_model,
@@ -38,6 +39,7 @@ from .masks import (
     load_pruned_state_dict,
     masks_of,
     prunable,
+    refresh_masked,
     remove_masks,
     sparsity_report,
 )
@@ -74,12 +76,12 @@ from .soups import (
 )
 
 __all__ = ["ALLR", "CLR", "CRITERIA", "FT", "LLR", "LRW", "PRUNABLE_TYPES", "RETRAIN_SCHEDULES", "SLR", "Compressed",
-           "LayerSparsity", "SparsityReport", "allr_peak", "apply_masks", "check_sparsity", "copy_model",
+           "LayerSparsity", "MaskHook", "SparsityReport", "allr_peak", "apply_masks", "check_sparsity", "copy_model",
            "count_macs", "effective_weight", "erk_densities", "erk_masks", "global_magnitude_masks", "is_masked",
            "lamp_masks", "lamp_scores", "layerwise_magnitude_masks", "load_pruned_state_dict", "lr_range",
            "masks_for", "masks_of", "prunable", "prune_filters", "prune_global", "random_masks",
-           "relative_distance", "remaining_parameters", "remove_masks", "retrain_schedule", "sparsity_report",
-           "svd_rank", "svd_split", "uniform_masks", "uniform_plus_masks"]
+           "refresh_masked", "relative_distance", "remaining_parameters", "remove_masks", "retrain_schedule",
+           "sparsity_report", "svd_rank", "svd_split", "uniform_masks", "uniform_plus_masks"]
 __all__ += ["CHECKPOINT_FORMAT", "ImpResult", "PhaseResult", "bimp", "cubic_sparsity", "gmp", "imp", "phase_epochs",
             "phase_sparsity"]
 __all__ += ["ECE_BINS", "MERGE", "VARY", "IngredientResult", "SoupPhase", "SoupResult", "ensemble_accuracy",

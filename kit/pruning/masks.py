@@ -1,10 +1,21 @@
 """The kit's one mask mechanism, built on ``torch.nn.utils.prune``'s convention.
 
-A masked parameter ``weight`` becomes a trainable ``weight_orig`` plus a ``weight_mask`` buffer; a
-forward pre-hook recomputes ``weight = weight_orig * weight_mask`` before every forward pass. So a
-pruned model is still an ordinary ``nn.Module``: it trains with any optimizer (the gradient of a
-masked entry is zero and the effective weight stays zero whatever the optimizer does to
-``weight_orig``), saves with ``state_dict`` and turns dense-with-zeros with :func:`remove_masks`.
+A masked parameter ``weight`` becomes a trainable ``weight_orig`` plus a ``weight_mask`` buffer and a
+forward pre-hook, exactly as ``torch.nn.utils.prune.custom_from_mask`` leaves it. So a pruned model is
+still an ordinary ``nn.Module``: it trains with any optimizer (the gradient of a masked entry is zero
+and the forward pass sees zeros there whatever the optimizer does to ``weight_orig``), saves with
+``state_dict``, loads into ``torch.nn.utils.prune`` code and turns dense-with-zeros with
+:func:`remove_masks`.
+
+The hook (:class:`MaskHook`) computes the same forward values and gradients as torch's, more cheaply:
+torch's recomputes ``weight_orig * weight_mask`` into a fresh tensor at every forward and multiplies
+the gradient into another fresh tensor in the backward, which made a masked training step of the MNIST
+MLP about 1.2x the dense one here. For a module's own parameter, the kit's hook instead zeroes the
+masked entries of ``weight_orig`` in place when it or the mask changed since (their version counters
+tell), hands ``weight_orig`` itself to the forward pass, and zeroes the masked gradient entries in
+place once the gradient is accumulated. So ``weight_orig`` holds zeros at masked entries from the first
+forward pass on (torch's keeps the pre-pruning values there, which nothing reads). Any other tensor in
+``weight_orig``'s place (``torch.func.functional_call``) takes torch's own path.
 
 Masks are keyed by module name (as in ``model.named_modules()``) and act on one parameter of that
 module, ``weight`` by default; ``True``/1 keeps an entry, ``False``/0 removes it.
@@ -13,6 +24,7 @@ module, ``weight`` by default; ``True``/1 keeps an entry, ``False``/0 removes it
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -21,6 +33,67 @@ from torch import nn
 from torch.nn.utils import prune
 
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv2d)
+
+
+class MaskHook(prune.CustomFromMask):
+    """``torch.nn.utils.prune``'s custom-mask hook, with the in-place forward described in the module docstring."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__(mask)
+        self._transient()
+
+    def _transient(self) -> None:
+        # what the last zeroing left: (orig, mask) versions and storages; the gradient hook's handle and
+        # the parameter it sits on (a copy or a loaded model has neither, and gets both at its first forward)
+        self._clean: tuple | None = None
+        self._handle = None
+        self._hooked: weakref.ref | None = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for key in ("_clean", "_handle", "_hooked"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._transient()
+
+    def __call__(self, module: nn.Module, inputs: object) -> None:
+        name = self._tensor_name
+        orig, mask = module._parameters[f"{name}_orig"], module._buffers[f"{name}_mask"]
+        if not isinstance(orig, nn.Parameter):
+            module.__dict__[name] = orig * mask  # functional_call and friends: torch's differentiable product
+            return
+        now = (orig._version, mask._version, orig.data_ptr(), mask.data_ptr())
+        if now != self._clean:
+            with torch.no_grad():
+                orig.mul_(mask)
+            self._clean = (orig._version, mask._version, orig.data_ptr(), mask.data_ptr())
+        if orig.requires_grad and (self._hooked is None or self._hooked() is not orig):
+            self._hook_gradient(module, orig)  # frozen weights (PERP) get no gradient and need no hook
+        module.__dict__[name] = orig  # the instance attribute torch's hook sets, bypassing Module.__setattr__
+
+    def _hook_gradient(self, module: nn.Module, orig: nn.Parameter) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+        owner, key = weakref.ref(module), f"{self._tensor_name}_mask"
+
+        def mask_gradient(param: torch.Tensor) -> None:
+            # look the mask up at call time: .to(device) replaces buffers, and remove() drops it
+            mask = getattr(owner(), "_buffers", {}).get(key)
+            if mask is not None and param.grad is not None:
+                param.grad.mul_(mask)
+
+        self._handle = orig.register_post_accumulate_grad_hook(mask_gradient)
+        self._hooked = weakref.ref(orig)
+
+    def remove(self, module: nn.Module) -> None:
+        """torch's remove (the weight becomes dense with zeros), and the gradient hook with it."""
+        if self._handle is not None:
+            self._handle.remove()
+        self._transient()
+        super().remove(module)
 
 
 def _check_model(model: nn.Module) -> None:
@@ -107,14 +180,32 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor], param: str 
             # object stays the same, so an optimizer built earlier keeps working
             buffer = getattr(module, f"{param}_mask")
             buffer.mul_(mask.to(buffer.dtype))
-            setattr(module, param, getattr(module, f"{param}_orig") * buffer)
         else:
-            prune.custom_from_mask(module, param, mask)
+            MaskHook.apply(module, param, mask=mask)
+        _refresh(module)
+    return model
+
+
+def _pruning_hooks(module: nn.Module) -> list[prune.BasePruningMethod]:
+    return [h for h in module._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)]
+
+
+def _refresh(module: nn.Module) -> None:
+    # run the pruning hooks now rather than at the next forward, so ``module.<name>`` is current
+    for hook in _pruning_hooks(module):
+        hook(module, ())
+
+
+def refresh_masked(model: nn.Module) -> nn.Module:
+    """Bring every masked ``module.<name>`` up to date after its ``_orig`` or mask changed; returns ``model``."""
+    _check_model(model)
+    for module in model.modules():
+        _refresh(module)
     return model
 
 
 def _masked_params(module: nn.Module) -> list[str]:
-    return [h._tensor_name for h in module._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)]
+    return [h._tensor_name for h in _pruning_hooks(module)]
 
 
 def masks_of(model: nn.Module, param: str = "weight") -> dict[str, torch.Tensor]:
@@ -136,18 +227,20 @@ def remove_masks(model: nn.Module) -> nn.Module:
 def copy_model(model: nn.Module) -> nn.Module:
     """A deep copy that also works for masked models (plain ``copy.deepcopy`` refuses them)."""
     _check_model(model)
-    # the cached ``weight`` of a masked module is a non-leaf tensor, which deepcopy rejects;
-    # swap in a detached copy for the copy's sake (the hook recomputes it at every forward)
+    # the cached ``weight`` of a masked module may be a non-leaf tensor, which deepcopy rejects;
+    # swap in a detached copy for the copy's sake (the hook sets it again at every forward). The swap
+    # goes through the instance dict: the cached value may be ``weight_orig`` itself, and setattr with a
+    # Parameter would register it under the plain name
     cached = []
     for module in model.modules():
         for name in _masked_params(module):
-            cached.append((module, name, getattr(module, name)))
-            setattr(module, name, effective_weight(module, name))
+            cached.append((module, name, module.__dict__.get(name)))
+            module.__dict__[name] = effective_weight(module, name)
     try:
         return copy.deepcopy(model)
     finally:
         for module, name, value in cached:
-            setattr(module, name, value)
+            module.__dict__[name] = value
 
 
 def load_pruned_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], strict: bool = True) -> nn.Module:

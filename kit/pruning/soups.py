@@ -80,7 +80,7 @@ from .algorithms import (
     phase_epochs,
     phase_sparsity,
 )
-from .masks import _masked_params, copy_model, effective_weight, is_masked, load_pruned_state_dict, sparsity_report
+from .masks import copy_model, effective_weight, is_masked, load_pruned_state_dict, refresh_masked, sparsity_report
 from .schedules import RETRAIN_SCHEDULES, retrain_schedule
 
 VARY = ("seed", "weight_decay", "retrain_length", "lr")
@@ -143,14 +143,6 @@ def _check_ingredients(models: Sequence[nn.Module], name: str = "models") -> lis
     return models
 
 
-def _refresh_masked(model: nn.Module) -> None:
-    # the cached ``weight`` of a masked module is only recomputed at the next forward; refresh it so that
-    # code reading ``module.weight`` right after a merge sees the merged values
-    for module in model.modules():
-        for name in _masked_params(module):
-            setattr(module, name, getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask"))
-
-
 def _combine(models: list[nn.Module], weights: Sequence[float] | None = None) -> nn.Module:
     """sum_k w_k state_k of every float non-mask tensor (mean without weights), in float64; the rest from model 0."""
     states = [m.state_dict() for m in models]
@@ -168,7 +160,7 @@ def _combine(models: list[nn.Module], weights: Sequence[float] | None = None) ->
         merged[key] = value.to(ref.dtype)
     soup = copy_model(models[0])
     soup.load_state_dict(merged)
-    _refresh_masked(soup)
+    refresh_masked(soup)
     return soup
 
 
@@ -612,7 +604,7 @@ class _Trainer:
             result = _loads(future.result())
             model = copy_model(work)
             model.load_state_dict(result["state_dict"])
-            _refresh_masked(model)
+            refresh_masked(model)
             out.append((model, result["history"]))
         return out
 
