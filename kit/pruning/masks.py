@@ -15,7 +15,9 @@ masked entries of ``weight_orig`` in place when it or the mask changed since (th
 tell), hands ``weight_orig`` itself to the forward pass, and zeroes the masked gradient entries in
 place once the gradient is accumulated. So ``weight_orig`` holds zeros at masked entries from the first
 forward pass on (torch's keeps the pre-pruning values there, which nothing reads). Any other tensor in
-``weight_orig``'s place (``torch.func.functional_call``) takes torch's own path.
+``weight_orig``'s place (``torch.func.functional_call``) takes torch's own path. Writes that bypass the
+version counter (``param.data.add_(...)``) are not seen until the next in-place op or mask change:
+update parameters under ``torch.no_grad()``, as ``torch.optim`` does.
 
 Masks are keyed by module name (as in ``model.named_modules()``) and act on one parameter of that
 module, ``weight`` by default; ``True``/1 keeps an entry, ``False``/0 removes it.
