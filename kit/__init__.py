@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from . import budget, data, experiments, models, plots, results, schedules, train, widgets
+from . import budget, data, experiments, language, memory, models, plots, results, schedules, train, widgets
 from .budget import describe, get_budget, get_device, resolve
 from .results import record
 from .seeding import seed_everything
 
-__all__ = ["budget", "data", "experiments", "get_budget", "get_device", "models", "plots", "record", "results",
+__all__ = ["budget", "data", "experiments", "get_budget", "get_device", "language", "memory", "models", "plots",
+           "record", "results",
            "schedules", "seed_everything", "setup", "train", "widgets"]
 __version__ = "0.1.0"
 

@@ -120,7 +120,7 @@ def band_curves(x: Sequence[float], ys: Mapping[str, Sequence[Sequence[float]]],
 
 
 def lines(x: Sequence[float], ys: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str,
-          title: str | None = None) -> go.Figure:
+          title: str | None = None, log_y: bool = False, markers: bool = False) -> go.Figure:
     """Plain lines, one per label (e.g. learning rate against the iteration)."""
     if not isinstance(ys, Mapping) or not ys:
         raise TypeError("ys must be a non-empty mapping label -> values")
@@ -128,8 +128,28 @@ def lines(x: Sequence[float], ys: Mapping[str, Sequence[float]], *, xlabel: str,
     for i, (label, y) in enumerate(ys.items()):
         if len(y) != len(x):
             raise ValueError(f"ys[{label!r}] has {len(y)} values but x has {len(x)}")
-        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines", name=label, line={"color": _color(i)}))
+        fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers" if markers else "lines", name=label,
+                                 line={"color": _color(i)}))
     fig.update_layout(template=TEMPLATE, title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=360)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def bars(categories: Sequence[str], series: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str,
+         title: str | None = None, log_y: bool = False) -> go.Figure:
+    """Grouped bars: one bar per series in every category (e.g. total vs trainable parameters per group)."""
+    if not isinstance(series, Mapping) or not series:
+        raise TypeError("series must be a non-empty mapping label -> values")
+    fig = go.Figure()
+    for i, (label, values) in enumerate(series.items()):
+        if len(values) != len(categories):
+            raise ValueError(f"series[{label!r}] has {len(values)} values but there are {len(categories)} categories")
+        fig.add_trace(go.Bar(x=list(categories), y=list(values), name=label, marker_color=_color(i)))
+    fig.update_layout(template=TEMPLATE, title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=380,
+                      barmode="group")
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig
 
 
