@@ -110,7 +110,7 @@ class _ClientBatches(IterableDataset):
 
     def __init__(self, data: Dataset, parts: Sequence[torch.Tensor], batch_size: int, steps: int,
                  seeds: Sequence[int]) -> None:
-        self.x, self.y = _tensors(data)
+        self.x, self.y = dataset_tensors(data)
         self.parts, self.batch_size, self.steps, self.seeds = list(parts), batch_size, steps, list(seeds)
 
     def __iter__(self):
@@ -136,7 +136,8 @@ class _ClientBatches(IterableDataset):
         return self.steps
 
 
-def _tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+def dataset_tensors(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """All inputs and targets of a dataset as two tensors (no copy for a TensorDataset)."""
     if isinstance(data, TensorDataset):
         return data.tensors[0], data.tensors[1]
     xs, ys = zip(*(data[i] for i in range(len(data))), strict=True)

@@ -27,8 +27,8 @@ from ..seeding import check_seed, generator, seed_everything
 from ..train import evaluate, fit
 from ..validate import check_choice, check_float, check_int
 from .attacks import ATTACKS, FEDAVG_ATTACKS, attack, attack_weights
-from .clients import _tensors, local_steps, partition, train_clients
-from .defences import DEFENCES, FEDAVG_DEFENCES, ExpGuard, aggregate, aggregate_vectors
+from .clients import dataset_tensors, local_steps, partition, train_clients
+from .defences import DEFENCES, FEDAVG_DEFENCES, Aggregate, ExpGuard, aggregate, aggregate_vectors
 
 PROTOCOLS = ("feddistill", "fedavg")
 
@@ -128,7 +128,7 @@ class Federation:
 def setup(cfg: FLConfig, budget: str | None = None) -> Federation:
     """Data, public set, client parts and the initial server model of a run (deterministic in the seed)."""
     splits = data_mod.load(cfg.dataset, seed=cfg.seed, budget=budget)
-    x, y = _tensors(splits.train)
+    x, y = dataset_tensors(splits.train)
     if cfg.public >= len(x) - cfg.clients:
         raise ValueError(f"public={cfg.public} leaves too little private data ({len(x)} training examples, "
                          f"{cfg.clients} clients)")
@@ -193,8 +193,9 @@ def client_predictions(cfg: FLConfig, fed: Federation, r: int, clients: list[int
 
 
 def server_step(cfg: FLConfig, fed: Federation, honest: torch.Tensor, r: int, guard: ExpGuard | None
-                ) -> dict[str, Any]:
-    """Server's step: add the byzantine clients' predictions, aggregate, distil, evaluate."""
+                ) -> tuple[dict[str, Any], Aggregate]:
+    """Server's step: add the byzantine clients' predictions, aggregate, distil, evaluate; returns the
+    round's record and the aggregate."""
     seed = round_seed(cfg, r)
     predictions = honest
     if cfg.n_byzantine:
