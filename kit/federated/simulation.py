@@ -22,7 +22,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from .. import data as data_mod
-from ..models import create
+from ..models import MODELS, create
 from ..seeding import check_seed, generator, seed_everything
 from ..train import evaluate, fit
 from ..validate import check_choice, check_float, check_int
@@ -69,6 +69,7 @@ class FLConfig:
         defences = DEFENCES if self.protocol == "feddistill" else FEDAVG_DEFENCES
         check_choice(self.attack, "attack", attacks)
         check_choice(self.defence, "defence", defences)
+        check_choice(self.model, "model", MODELS)
         if self.expguard and self.protocol != "feddistill":
             raise ValueError("expguard wraps prediction defences; use it with protocol='feddistill'")
         check_float(self.eta, "eta", low=0.0, low_open=True)
@@ -94,7 +95,8 @@ class FLConfig:
 
 @dataclass
 class FLHistory:
-    """Per-round records: server test accuracy, client weights (ExpGuard) and outlier scores."""
+    """Per-round records: server test accuracy, client weights (ExpGuard), outlier scores, and the fraction of
+    public samples whose aggregated target names another class than the honest clients' mean (``target_flips``)."""
 
     config: FLConfig
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -136,7 +138,9 @@ def setup(cfg: FLConfig, budget: str | None = None) -> Federation:
     public, private = order[: cfg.public], order[cfg.public :]
     parts = partition(y[private], cfg.clients - cfg.n_byzantine, alpha=cfg.alpha, seed=cfg.seed)
     seed_everything(cfg.seed)
-    server = create(cfg.model, splits.input_shape, splits.num_classes, widths=cfg.widths)
+    # widths size the MLP's hidden layers; the CNNs keep their own defaults
+    extra = {"widths": cfg.widths} if cfg.model == "mlp" else {}
+    server = create(cfg.model, splits.input_shape, splits.num_classes, **extra)
     train = TensorDataset(x[private], y[private])
     return Federation(server, train, parts, x[public], splits.test, splits.num_classes)
 
@@ -204,7 +208,9 @@ def server_step(cfg: FLConfig, fed: Federation, honest: torch.Tensor, r: int, gu
     result = guard(predictions) if guard is not None else aggregate(cfg.defence, predictions)
     fit(fed.server, TensorDataset(fed.public_x, result.value), epochs=cfg.distill_epochs, lr=cfg.lr,
         batch_size=cfg.batch_size, loss_fn=soft_cross_entropy, seed=seed, progress=False, desc="distil")
-    record: dict[str, Any] = {"round": r + 1, "scores": result.scores.tolist(),
+    # how often the attack changed the label the server is taught, against the honest clients' consensus
+    flips = (result.value.argmax(-1) != honest.mean(0).argmax(-1)).float().mean().item()
+    record: dict[str, Any] = {"round": r + 1, "scores": result.scores.tolist(), "target_flips": flips,
                               "accuracy": evaluate(fed.server, fed.test)["accuracy"]}
     if guard is not None:
         record["weights"] = guard.weights.tolist()
