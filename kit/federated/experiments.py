@@ -11,7 +11,7 @@ from ..budget import get_budget
 from .simulation import FLConfig, FLHistory, simulate
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "smoke": dict(dataset="digits", clients=4, rounds=2, public=300, widths=(32,), local_epochs=3,
+    "smoke": dict(dataset="digits", clients=4, rounds=2, public=300, widths=(32,), local_epochs=10,
                   distill_epochs=3),
     "cpu": dict(dataset="mnist5k", clients=10, rounds=10, public=1000, widths=(200,), local_epochs=2.0,
                 distill_epochs=2),
