@@ -156,7 +156,8 @@ n_honest = guarded[0].config.clients - guarded[0].config.n_byzantine
 per_client = list(zip(*guarded[0]["weights"], strict=True))
 kit.plots.lines(list(range(1, base.rounds + 1)),
                 {("attacker " if i >= n_honest else "client ") + str(i + 1): w for i, w in enumerate(per_client)},
-                xlabel="round", ylabel="ExpGuard weight", log_y=True, title=f"every client's weight, seed {seed}")
+                xlabel="round", ylabel="ExpGuard weight", log_y=True,
+                title=f"every client's weight, seed {guarded[0].config.seed}")
 
 # %%
 etas = kit.budget.choose(budget, smoke=[1.0], cpu=[0.5, 1.0, 2.0, 5.0], gpu=[0.5, 1.0, 2.0, 5.0])
