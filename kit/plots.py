@@ -6,6 +6,7 @@ once (no CDN), so the HTML reports show them offline.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -276,6 +277,17 @@ def sweep_chart(param: str, values: Sequence, results: Mapping[str, Sequence[flo
     return fig
 
 
+def _box(fig: go.Figure, xref: str, yref: str, x: float, y: float, text: str, color: str, width: float) -> None:
+    fig.add_shape(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - 0.07, y1=y + 0.07, xref=xref, yref=yref,
+                  line={"color": color, "width": 2}, fillcolor=_rgba(color, 0.12))
+    fig.add_annotation(x=x, y=y, text=text, showarrow=False, xref=xref, yref=yref, font={"size": 12})
+
+
+def _arrow(fig: go.Figure, xref: str, yref: str, x0: float, y0: float, x1: float, y1: float, color: str) -> None:
+    fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref=xref, yref=yref, axref=xref, ayref=yref, text="",
+                       showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.6, arrowcolor=color)
+
+
 def exchange_diagram(panels: Mapping[str, Mapping[str, str]], *, clients: int = 5, attackers: int = 1,
                      title: str | None = None) -> go.Figure:
     """Hub-and-spoke schemes side by side: a server, its clients (the last ``attackers`` drawn as attackers),
@@ -298,16 +310,8 @@ def exchange_diagram(panels: Mapping[str, Mapping[str, str]], *, clients: int = 
     for col, panel in enumerate(panels.values(), start=1):
         ref = "" if col == 1 else str(col)
         xref, yref = f"x{ref}", f"y{ref}"
-
-        def box(x: float, y: float, text: str, color: str, width: float, xref=xref, yref=yref) -> None:
-            fig.add_shape(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - 0.07, y1=y + 0.07, xref=xref,
-                          yref=yref, line={"color": color, "width": 2}, fillcolor=_rgba(color, 0.12))
-            fig.add_annotation(x=x, y=y, text=text, showarrow=False, xref=xref, yref=yref, font={"size": 12})
-
-        def arrow(x0: float, y0: float, x1: float, y1: float, color: str, xref=xref, yref=yref) -> None:
-            fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref=xref, yref=yref, axref=xref, ayref=yref, text="",
-                               showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.6, arrowcolor=color)
-
+        box = functools.partial(_box, fig, xref, yref)
+        arrow = functools.partial(_arrow, fig, xref, yref)
         box(0.5, 0.85, panel["server"], COLORS[2], 0.5)
         if "shared" in panel:
             fig.add_annotation(x=0.5, y=0.5, text=f"<i>{panel['shared']}</i>", showarrow=False, xref=xref,
