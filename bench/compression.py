@@ -22,8 +22,8 @@ from common import write_result
 
 import kit
 from kit.frankwolfe import SpectralKSupportBall
-from kit.frankwolfe import compression as cx
-from kit.frankwolfe.experiments import SGD
+from kit.recipes import compression as cx
+from kit.recipes.frank_wolfe import SGD
 
 
 def accuracy(seeds: list[int]) -> dict:

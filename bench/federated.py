@@ -26,8 +26,8 @@ from dataclasses import replace
 
 from common import write_result
 
-from kit.federated import experiments as fx
 from kit.federated import simulation as sim
+from kit.recipes import federated as fx
 
 SEEDS = fx.SEEDS["cpu"]
 
@@ -58,7 +58,7 @@ def accuracy() -> dict:
     fractions = [0.0, 0.1, 0.2, 0.3, 0.4]
     out["naive_vs_fraction"] = {"fractions": fractions, **fx.accuracy_vs_fraction(
         "cpu", fractions, SEEDS, FedAvg={"protocol": "fedavg", "attack": "gaussian"},
-        FedDistill={"attack": "random"})}
+        FedDistill={"attack": "random"}).curves()}
     print(out["naive_vs_fraction"])
     rows = [{"byzantine": 0.0}]
     for attack in ("lma", "cpa"):
@@ -73,7 +73,7 @@ def accuracy() -> dict:
     lma_fractions = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
     out["lma_vs_fraction"] = {"fractions": lma_fractions, **fx.accuracy_vs_fraction(
         "cpu", lma_fractions, SEEDS, **{d: {"attack": "lma", "defence": d} for d in defences},
-        ExpGuard={"attack": "lma", "expguard": True})}
+        ExpGuard={"attack": "lma", "expguard": True}).curves()}
     print(out["lma_vs_fraction"])
     out["target_flips"] = {}
     for fraction in (0.3, 0.4, 0.5):

@@ -21,8 +21,8 @@ import torch
 from common import write_result
 
 import kit
-from kit.frankwolfe import experiments as fwx
 from kit.frankwolfe import kernels
+from kit.recipes import frank_wolfe as fwx
 
 TARGET_STEP = {"l1": 1.5, "l2": 1.5, "linf": 1.5, "k_sparse": 4.0, "k_support": 4.0}
 TARGET_TRAIN_STEP = {"l1": 1.1, "l2": 1.1, "linf": 1.1, "k_sparse": 1.5, "k_support": 1.5}
@@ -89,12 +89,12 @@ def main() -> None:
         epochs = fwx.EPOCHS["cpu"]
         result = fwx.compare((fwx.SGD, *fwx.REGIONS, *fwx.RESCALING[1:]), "mnist5k", seeds=(0, 1, 2), epochs=epochs,
                              progress=False)
-        payload["accuracy"] = {"epochs": epochs, "seeds": result["seeds"], "rows": result["rows"]}
-        for row in result["rows"]:
+        payload["accuracy"] = {"epochs": epochs, "seeds": result.seeds, "rows": result.rows()}
+        for row in result.rows():
             print(f"{row['method']:34s} {row['mean']:.4f} +- {row['std']:.4f}")
         shape = fwx.compare(fwx.SHAPE, "mnist5k", seeds=(0,), epochs=epochs, progress=False)
         payload["first_layer_weights_width_1"] = {label: fwx.weight_statistics(runs[0].model)
-                                                  for label, runs in shape["runs"].items()}
+                                                  for label, runs in shape.runs.items()}
         print(payload["first_layer_weights_width_1"])
     write_result("frank_wolfe", payload, keep=("accuracy", "first_layer_weights_width_1"))
 

@@ -18,7 +18,7 @@ import argparse
 from common import write_result
 
 from kit.language import generate
-from kit.pruning import perp_experiments as pe
+from kit.recipes import perp as pe
 
 PROMPT = "FALSTAFF. Now, Master Shallow,"
 

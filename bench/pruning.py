@@ -22,7 +22,7 @@ from common import write_result
 
 import kit
 from kit import pruning
-from kit.pruning import experiments as px
+from kit.recipes import imp as px
 
 TARGET_STEP_RATIO = 1.1
 

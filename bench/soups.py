@@ -18,8 +18,8 @@ import time
 import torch
 from common import write_result
 
-from kit.pruning import experiments as px
-from kit.pruning import soup_experiments as sx
+from kit.recipes import imp as px
+from kit.recipes import soups as sx
 
 SPARSITIES = (0.8, 0.9, 0.95)
 

@@ -7,7 +7,7 @@ import time
 
 from common import write_result
 
-from kit.experiments import train_classifier
+from kit.recipes.common import train_classifier
 
 SEEDS = (0, 1, 2)
 

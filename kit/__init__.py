@@ -1,23 +1,35 @@
 """The kit: notebook-first implementations of nine optimization-for-ML research methods.
 
 Core modules: ``budget`` (smoke | cpu | gpu, device), ``data`` (registry), ``models``, ``train``
-(the one loop), ``schedules``, ``plots`` (plotly), ``widgets``, ``results`` (recorded numbers),
-``runner`` (papermill, reports, sweeps). Method families live in subpackages.
+(the one loop), ``schedules``, ``runs`` (derived seeds, fingerprints, checkpoints), ``plots``
+(plotly), ``widgets``, ``results`` (recorded numbers), ``runner`` (papermill, reports, sweeps),
+``source`` (``kit.show``). Method families live in subpackages (``frankwolfe``, ``pruning``,
+``soups``, ``perp``, ``federated``); the experiments each notebook runs live in ``recipes``.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
-from . import budget, data, experiments, language, memory, models, plots, results, schedules, train, widgets
+from . import budget, data, language, memory, models, plots, recipes, results, runs, schedules, train, widgets
 from .budget import describe, get_budget, get_device, resolve
 from .results import record
 from .seeding import seed_everything
+from .source import show
 
-__all__ = ["budget", "data", "experiments", "get_budget", "get_device", "language", "memory", "models", "plots",
-           "record", "results",
-           "schedules", "seed_everything", "setup", "train", "widgets"]
-__version__ = "0.1.0"
+__all__ = ["budget", "data", "get_budget", "get_device", "language", "memory", "models", "plots", "recipes",
+           "record", "results", "runs", "schedules", "seed_everything", "setup", "show", "train", "widgets"]
+__version__ = "0.2.0"
+
+
+
+def __getattr__(name: str) -> object:
+    # moved in 0.2: kit.experiments is kit.recipes.common (the old module warns when imported)
+    if name == "experiments":
+        return importlib.import_module("kit.experiments")
+    raise AttributeError(f"module 'kit' has no attribute {name!r}")
 
 
 def setup(budget: str | None = None, seed: int = 0, device: str | None = None) -> tuple[str, torch.device]:
@@ -28,4 +40,3 @@ def setup(budget: str | None = None, seed: int = 0, device: str | None = None) -
     results.set_meta(budget=name, seed=seed, device=dev.type)
     print(describe(name, dev))
     return name, dev
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import torch
 
@@ -64,6 +64,22 @@ def get_budget(budget: str | None = None) -> str:
 def choose(budget: str | None = None, *, smoke: T, cpu: T, gpu: T) -> T:
     """Pick the value that belongs to the budget, e.g. ``choose(b, smoke=1, cpu=10, gpu=200)`` epochs."""
     return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[get_budget(budget)]
+
+
+@dataclass(frozen=True)
+class PerBudget(Generic[T]):
+    """One value per budget, read through :func:`choose`: ``EPOCHS = PerBudget(smoke=1, cpu=10, gpu=100)``,
+    then ``EPOCHS(budget)`` (None: $KIT_BUDGET, else cpu) or ``EPOCHS["cpu"]``."""
+
+    smoke: T
+    cpu: T
+    gpu: T
+
+    def __call__(self, budget: str | None = None) -> T:
+        return choose(budget, smoke=self.smoke, cpu=self.cpu, gpu=self.gpu)
+
+    def __getitem__(self, budget: str) -> T:
+        return self(budget)
 
 
 def accelerator_available() -> bool:

@@ -91,11 +91,11 @@ kit.seed_everything(seed)
 print(kit.models.MLP(data.input_shape, widths=(width, width // 3), num_classes=data.num_classes))
 
 # %% [markdown]
-# `kit.experiments.train_classifier` strings these together: split the data by seed, seed the
+# `kit.recipes.train_classifier` strings these together: split the data by seed, seed the
 # initialisation, build the model, `fit`, evaluate on the test split. One run per seed:
 
 # %%
-runs = {f"seed {s}": kit.experiments.train_classifier(dataset, "mlp", seed=s, epochs=epochs, lr=0.1, budget=budget,
+runs = {f"seed {s}": kit.recipes.train_classifier(dataset, "mlp", seed=s, epochs=epochs, lr=0.1, budget=budget,
                                                       device=device, widths=(width, width // 3)) for s in seeds}
 histories = {label: run.history for label, run in runs.items()}
 test_accuracy = [run.test["accuracy"] for run in runs.values()]
@@ -129,7 +129,7 @@ print(f"test accuracy after {epochs} epochs: " + ", ".join(f"{a:.1%}" for a in t
 # %%
 def train_and_plot(width: int = width, epochs: int = min(epochs, 10)):
     """Glue for the panel: one MLP of this width, trained and drawn by kit."""
-    run = kit.experiments.train_classifier(data, "mlp", seed=seed, epochs=epochs, lr=0.1, device=device,
+    run = kit.recipes.train_classifier(data, "mlp", seed=seed, epochs=epochs, lr=0.1, device=device,
                                            progress=False, widths=(width, max(1, width // 3)))
     params = kit.models.count_parameters(run.model)
     return kit.plots.training_curves({f"width {width}": run.history},
@@ -147,5 +147,5 @@ kit.widgets.panel(train_and_plot, interactive=interactive, title="MLP width and 
 # - Open a method notebook (01–09) and move its sliders.
 # - Use the kit from your own scripts: `pip install -e .`, then `import kit`; the API used here is
 #   `kit.setup`, `kit.data.load`, `kit.models.MLP`, `kit.train.fit`/`evaluate`,
-#   `kit.experiments.train_classifier`, `kit.plots`,
+#   `kit.recipes.train_classifier`, `kit.plots`,
 #   `kit.widgets.panel`, `kit.record`.

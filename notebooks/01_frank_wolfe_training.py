@@ -39,12 +39,12 @@ interactive = None  # None: controls in JupyterLab, a static figure when run hea
 
 # %%
 import kit
-from kit.frankwolfe import experiments as fwx
-from kit.frankwolfe.picture import lmo_step_figure
+from kit.frankwolfe.geometry import lmo_step_figure
+from kit.recipes import frank_wolfe as fwx
 
 budget, device = kit.setup(budget, seed)
-epochs = fwx.EPOCHS[budget]
-setting = kit.experiments.experiment_data(budget, seed)  # smoke: one seed and 600 training images
+epochs = fwx.EPOCHS(budget)
+setting = kit.recipes.experiment_data(budget, seed)  # smoke: one seed and 600 training images
 seeds, data, source = setting.seeds, setting.data, setting.source
 print(data, f"| epochs={epochs}, seeds={seeds}")
 
@@ -56,6 +56,13 @@ print(data, f"| epochs={epochs}, seeds={seeds}")
 
 # %%
 lmo_step_figure(gradient=(1.0, 0.45), eta=0.5)
+
+# %% [markdown]
+# The whole update, as `kit.frankwolfe.SFW` does it for every layer at once: the vertex from each
+# region's LMO, the step size from the rescaling rule, then `theta <- (1 - eta) theta + eta v`.
+
+# %%
+kit.show(kit.frankwolfe.SFW._frank_wolfe_update)
 
 # %% [markdown]
 # ## Regions for a whole network
@@ -80,11 +87,11 @@ kit.plots.table([{"parameter": name, "region": repr(r), "diameter": r.diameter}
 # %%
 main = fwx.compare((fwx.SGD, *fwx.REGIONS), source, seeds=seeds, epochs=epochs,
                    device=device)
-kit.plots.table([{k: row[k] for k in ("method", "mean", "std")} for row in main["rows"]],
+kit.plots.table([{k: row[k] for k in ("method", "mean", "std")} for row in main.rows()],
                 title=f"test accuracy, mean and std over {len(seeds)} seed(s)")
 
 # %%
-curves = {label: [r.history["val_accuracy"] for r in runs] for label, runs in main["runs"].items()}
+curves = {label: [r.history["val_accuracy"] for r in runs] for label, runs in main.runs.items()}
 kit.plots.band_curves(list(range(1, epochs + 1)), curves, xlabel="epoch", ylabel="validation accuracy",
                       title="validation accuracy during training")
 
@@ -101,8 +108,8 @@ kit.plots.band_curves(list(range(1, epochs + 1)), curves, xlabel="epoch", ylabel
 
 # %%
 shape = fwx.compare(fwx.SHAPE, source, seeds=[seed], epochs=epochs, device=device)
-first_layer = {label: next(runs[0].model.parameters()).detach() for label, runs in shape["runs"].items()}
-stats = [{"method": label, **fwx.weight_statistics(runs[0].model)} for label, runs in shape["runs"].items()]
+first_layer = {label: next(runs[0].model.parameters()).detach() for label, runs in shape.runs.items()}
+stats = [{"method": label, **fwx.weight_statistics(runs[0].model)} for label, runs in shape.runs.items()]
 kit.plots.table(stats, title="first layer: share of weights near 0 (<1% of max) and near +-max (>90%)")
 
 # %%
@@ -119,7 +126,7 @@ kit.plots.weight_histogram({k: v / v.abs().max() for k, v in first_layer.items()
 rescaling = fwx.compare(fwx.RESCALING, source, seeds=seeds, epochs=epochs,
                         device=device)
 kit.plots.band_curves(list(range(1, epochs + 1)),
-                      {label: [r.history["val_accuracy"] for r in runs] for label, runs in rescaling["runs"].items()},
+                      {label: [r.history["val_accuracy"] for r in runs] for label, runs in rescaling.runs.items()},
                       xlabel="epoch", ylabel="validation accuracy", title="L2 ball, three rescaling modes")
 
 # %% [markdown]
@@ -133,7 +140,7 @@ kit.plots.band_curves(list(range(1, epochs + 1)),
 # and 83% of the k-sparse model's are near zero (SGD: 0% and 6%).
 
 # %%
-rows = main["rows"] + rescaling["rows"]
+rows = main.rows() + rescaling.rows()
 sgd_acc = next(r["mean"] for r in rows if r["method"] == fwx.SGD.label)
 best = max((r for r in rows if r["method"] != fwx.SGD.label), key=lambda r: r["mean"])
 kit.record("sgd_accuracy", sgd_acc)
@@ -165,7 +172,9 @@ kit.widgets.panel(train_one, interactive=interactive, title="SFW: region, radius
 # - `KIT_BUDGET=gpu`: full MNIST, 60 epochs; `make sweep NB=01_frank_wolfe_training PARAM=width VALUES=1,3,10,30`.
 # - In your own code: `opt = kit.frankwolfe.sfw_setup("k_support", width=10, k=0.05)(model)`, then
 #   `kit.train.fit(model, data, optimizer=opt)`; or build regions yourself with
-#   `kit.frankwolfe.constraints_from_init` and `kit.frankwolfe.SFW` (a `torch.optim.Optimizer`).
+#   `kit.frankwolfe.constraints_from_init` and `kit.frankwolfe.SFW` (a `torch.optim.Optimizer`; parameter
+#   groups may each name their region, e.g. `SFW([{"params": weights, "region": "k_support", "k": 0.05,
+#   "width": 10}, {"params": biases, "region": "l2"}], lr=1.0, rescale="gradient")`).
 # - Also in `kit.frankwolfe`: `LpBall`, `NuclearBall`, `ProbabilitySimplex`, `AdaGradSFW`, the
 #   Mokhtari momentum schedule (`momentum_schedule="mokhtari"`), the decreasing step, and
 #   `ProjectedSGD` as the projection baseline.

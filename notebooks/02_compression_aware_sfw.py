@@ -39,13 +39,13 @@ interactive = None  # None: controls in JupyterLab, a static figure when run hea
 
 # %%
 import kit
-from kit.frankwolfe import compression as cx
-from kit.frankwolfe.experiments import SGD, Method
-from kit.frankwolfe.picture import ksupport_ball_figure
+from kit.frankwolfe.geometry import ksupport_ball_figure
+from kit.recipes import compression as cx
+from kit.recipes.frank_wolfe import SGD, Method
 
 budget, device = kit.setup(budget, seed)
-epochs = cx.EPOCHS[budget]
-setting = kit.experiments.experiment_data(budget, seed)  # smoke: one seed and 600 training images
+epochs = cx.EPOCHS(budget)
+setting = kit.recipes.experiment_data(budget, seed)  # smoke: one seed and 600 training images
 seeds, data, source = setting.seeds, setting.data, setting.source
 print(data, f"| epochs={epochs}, seeds={seeds}")
 
@@ -58,6 +58,13 @@ print(data, f"| epochs={epochs}, seeds={seeds}")
 
 # %%
 ksupport_ball_figure()
+
+# %% [markdown]
+# Its LMO needs no sort of the whole tensor: keep the k entries of largest magnitude, scale them to
+# norm r, flip the sign. (A fused C++ kernel computes the same vertex faster; tests hold them equal.)
+
+# %%
+kit.show(kit.frankwolfe.KSupportBall)
 
 # %% [markdown]
 # ## One dense run, then prune without retraining (MLP, MNIST-5k)

@@ -41,11 +41,11 @@ interactive = None  # None: controls in JupyterLab, a static figure when run hea
 
 # %%
 import kit
-from kit.pruning import experiments as px
+from kit.recipes import imp as px
 
 budget, device = kit.setup(budget, seed)
-epochs, retrain = px.EPOCHS[budget], px.RETRAIN_EPOCHS[budget]
-setting = kit.experiments.experiment_data(budget, seed)  # smoke: one seed and 600 training images
+epochs, retrain = px.EPOCHS(budget), px.RETRAIN_EPOCHS(budget)
+setting = kit.recipes.experiment_data(budget, seed)  # smoke: one seed and 600 training images
 seeds, data, source = setting.seeds, setting.data, setting.source
 sparsities = kit.budget.choose(budget, smoke=(0.9, 0.98), cpu=px.SPARSITIES, gpu=px.SPARSITIES)
 print(data, f"| dense epochs={epochs}, retraining epochs={retrain} over {phases} phases, seeds={seeds}")
@@ -72,6 +72,14 @@ x, y = px.cycle_trace(one)
 kit.plots.lines(x, {f"IMP + {schedule}": y}, xlabel="phase", ylabel="test accuracy",
                 title=f"prune to {target_sparsity:.0%} in {phases} phases: drop at pruning, recovery in retraining")
 
+# %% [markdown]
+# The pruning step of every phase, and the global magnitude criterion it uses by default: one
+# threshold over all layers, so the smallest weights go wherever they are.
+
+# %%
+kit.show(kit.pruning.prune_step)
+kit.show(kit.pruning.global_magnitude_masks)
+
 # %%
 kit.plots.table(one.rows(), title="per phase: sparsity, accuracy right after pruning and after retraining")
 
@@ -88,6 +96,12 @@ kit.plots.table(one.rows(), title="per phase: sparsity, accuracy right after pru
 curves = px.schedule_curves(dense[0], retrain_steps=200)
 kit.plots.lines(list(range(200)), curves, xlabel="retraining iteration", ylabel="learning rate",
                 title="the six retraining schedules")
+
+# %% [markdown]
+# ALLR's peak in code: how far pruning moved the weights, scaled by how much was pruned, clipped.
+
+# %%
+kit.show(kit.pruning.allr_peak)
 
 # %% [markdown]
 # ## FT vs SLR vs ALLR vs GMP, up to 98% sparsity

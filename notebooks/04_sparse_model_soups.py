@@ -44,12 +44,12 @@ interactive = None  # None: controls in JupyterLab, a static figure when run hea
 import statistics
 
 import kit
-from kit.pruning import experiments as px
-from kit.pruning import soup_experiments as sx
+from kit.recipes import imp as px
+from kit.recipes import soups as sx
 
 budget, device = kit.setup(budget, seed)
-epochs, retrain = px.EPOCHS[budget], sx.RETRAIN_EPOCHS[budget]
-setting = kit.experiments.experiment_data(budget, seed)  # smoke: one seed and 600 training images
+epochs, retrain = px.EPOCHS(budget), sx.RETRAIN_EPOCHS(budget)
+setting = kit.recipes.experiment_data(budget, seed)  # smoke: one seed and 600 training images
 seeds, data, source = setting.seeds, setting.data, setting.source
 sparsities = kit.budget.choose(budget, smoke=(0.9,), cpu=(0.8, 0.9, 0.95), gpu=(0.8, 0.9, 0.95, 0.98))
 print(data, f"| dense epochs={epochs}, {ingredients} ingredients x {retrain} retraining epochs, seeds={seeds}")
@@ -91,7 +91,10 @@ kit.plots.lines(alphas, line.curves, xlabel="alpha (0: model A, 1: model B)", yl
 # ingredient with the best *validation* accuracy; "ensemble" averages the ingredients' predicted
 # probabilities (m forward passes at test time, where the soup needs one). On the CNN every
 # ingredient, the soup and the IMP model get BatchNorm statistics recomputed on the training data:
-# otherwise the soup's "gain" is mostly the recalibration.
+# otherwise the soup's "gain" is mostly the recalibration. One SMS phase, as `kit.soups` runs it:
+
+# %%
+kit.show(kit.soups.soup_phase)
 
 # %%
 mlp = sx.compare_sms_imp(dense, sparsities, ingredients=ingredients, vary=vary, retrain_epochs=retrain,
@@ -134,7 +137,7 @@ for name, g in (("MLP", mlp), ("CNN", cnn)):
 # the small CNN on the 8x8 digits, ingredients whose retraining learning rates are x0.5, x1 and x2.
 
 # %%
-digits = kit.experiments.experiment_data(budget, seed, dataset="digits", gpu_dataset="digits")
+digits = kit.recipes.experiment_data(budget, seed, dataset="digits", gpu_dataset="digits")
 digits_dense = [px.train_dense(digits.source, s, epochs, model="cnn", device=device, **px.CNN) for s in seeds]
 lr_soup = sx.compare_sms_imp(digits_dense, (0.9,), ingredients=ingredients, vary="lr", retrain_epochs=retrain,
                              schedule=schedule, device=device)
@@ -150,11 +153,14 @@ kit.plots.table(lr_soup.rows(), title=f"CNN on digits, vary lr, 90% (mean of {le
 # validation split*. Same digits CNN ingredients as above (same seeds), at 90%.
 
 # %%
+kit.show(kit.soups.greedy_soup)
+
+# %%
 middle = 0.9
 greedy = sx.compare_sms_imp(digits_dense, (middle,), ingredients=ingredients, vary="lr", merge="greedy",
                             retrain_epochs=retrain, schedule=schedule, include_imp=False, device=device)
-merges = [{"merge": name, "soup": statistics.mean(g.accuracy.accuracy["soup"][middle]),
-           "best ingredient": statistics.mean(g.accuracy.accuracy["best ingredient"][middle]),
+merges = [{"merge": name, "soup": g.accuracy.mean("soup", middle),
+           "best ingredient": g.accuracy.mean("best ingredient", middle),
            "ingredients in soup": statistics.mean(r["selected"] for r in runs)}
           for name, g, runs in (("uniform", lr_soup, lr_soup.runs),
                                 ("greedy", greedy, greedy.runs))]
@@ -220,7 +226,7 @@ def soup_one(ingredients: int = ingredients, vary: str = vary, target_sparsity: 
 
 kit.widgets.panel(soup_one, interactive=interactive, title="SMS: ingredients, what varies, sparsity",
                   ingredients=kit.widgets.slider(1, 5, ingredients, step=1),
-                  vary=kit.widgets.dropdown(list(kit.pruning.VARY), vary),
+                  vary=kit.widgets.dropdown(list(kit.soups.VARY), vary),
                   target_sparsity=kit.widgets.slider(0.5, 0.98, target_sparsity, step=0.01))
 
 # %% [markdown]
@@ -228,9 +234,9 @@ kit.widgets.panel(soup_one, interactive=interactive, title="SMS: ingredients, wh
 # - `KIT_BUDGET=gpu`: full MNIST, 100 dense epochs, 10 retraining epochs per ingredient; the paper's
 #   effect needs CNNs with BatchNorm, data augmentation and a high retraining learning rate
 #   (CIFAR-10/100, ImageNet).
-# - In your own code: `kit.pruning.sparse_model_soup(model, data, target_sparsity=0.9, phases=3,
+# - In your own code: `kit.soups.sparse_model_soup(model, data, target_sparsity=0.9, phases=3,
 #   ingredients=4, vary="weight_decay", merge="greedy", retrain_epochs=..., train_schedule=...,
-#   train_steps=..., workers=4, checkpoint_dir="ckpt")`; `kit.pruning.uniform_soup`, `greedy_soup`,
+#   train_steps=..., workers=4, checkpoint_dir="ckpt")`; `kit.soups.uniform_soup`, `greedy_soup`,
 #   `recalibrate_batchnorm`, `interpolate`, `expected_calibration_error`, `soup_gmp` (soups on GMP).
 # - `workers=m` trains the m ingredients of a phase in m processes (one thread each) and gives the
 #   same soup as `workers=1`. It pays off only for long retraining on many cores: on this 2-core

@@ -52,7 +52,7 @@ interactive = None  # None: controls in JupyterLab, a static figure when run hea
 # %%
 import kit
 from kit.language import generate, perplexity
-from kit.pruning import perp_experiments as pe
+from kit.recipes import perp as pe
 
 budget, device = kit.setup(budget, seed)
 setup = pe.load(budget, seed, device=device)
@@ -86,6 +86,10 @@ print(f"magnitude {sparsity:.0%}: perplexity {pruned_ppl:.1f} (pruned in {prune_
 # the weights; Wanda also at how large each input feature is on calibration text; SparseGPT moves
 # the remaining weights to make up for the removed ones. At the `cpu` budget SparseGPT runs at 50%
 # only here (it takes about a minute per pruning on two cores); bench/perp.py runs every cell.
+# Wanda's whole rule, per weight matrix:
+
+# %%
+kit.show(kit.perp.llm_pruning.wanda_mask)
 
 # %%
 sweep_sparsities = setup.settings["sparsities"]
@@ -112,10 +116,10 @@ kit.plots.table(rows, title="held-out perplexity after one-shot pruning")
 # %%
 perp_model, _ = pe.pruned_copy(setup, "magnitude", sparsity)
 if "lora" in groups:
-    kit.pruning.add_lora(perp_model, rank=rank, alpha=2.0 * rank, kind=lora_kind)
-kit.pruning.set_trainable(perp_model, groups.split("+"))
-parts = kit.pruning.parameter_groups(perp_model)
-share = kit.pruning.trainable_parameters(perp_model)
+    kit.perp.add_lora(perp_model, rank=rank, alpha=2.0 * rank, kind=lora_kind)
+kit.perp.set_trainable(perp_model, groups.split("+"))
+parts = kit.perp.parameter_groups(perp_model)
+share = kit.perp.trainable_parameters(perp_model)
 kit.record("perp_trainable_percent", share.percent)
 print(share)
 kit.plots.bars([p["group"] for p in parts], {"parameters": [p["parameters"] for p in parts],
@@ -143,11 +147,11 @@ kit.record("perp_perplexity", mag["after"])
 kit.record("dense_perp_perplexity", dense["after"])
 kit.record("perp_recovered_vs_dense", recovered)
 kit.record("perp_recovered_vs_dense_retrained", recovered_honest)
-kit.record("merged_sparsity", kit.pruning.decoder_sparsity(mag["model"]))
+kit.record("merged_sparsity", kit.perp.decoder_sparsity(mag["model"]))
 print(f"{steps} PERP steps ({mag['run'].trainable.percent:.2f}% trainable): {method} {mag['before']:.1f} -> "
       f"{mag['after']:.1f}; dense {dense['before']:.1f} -> {dense['after']:.1f}\n"
       f"gap to dense closed: {recovered:.0%}; gap to dense-after-PERP closed: {recovered_honest:.0%}; "
-      f"merged model sparsity {kit.pruning.decoder_sparsity(mag['model']):.4f}")
+      f"merged model sparsity {kit.perp.decoder_sparsity(mag['model']):.4f}")
 print(f"after PERP: {prompt!r} -> {generate(mag['model'], setup.tokenizer, prompt)!r}")
 kit.plots.lines(list(range(1, steps + 1)), {k: v["run"].losses for k, v in results.items()},
                 xlabel="step", ylabel="training loss", title="PERP training loss")
@@ -222,23 +226,23 @@ def perp_once(method: str, sparsity: float, groups: str, rank: int, lora_kind: s
                          steps=kit.budget.choose(budget, smoke=2, cpu=20, gpu=200), progress=False)
     return kit.plots.table([{"method": method, "sparsity": sparsity, "retrained": groups,
                              "trainable %": run.trainable.percent, "before": before, "after": after,
-                             "merged sparsity": kit.pruning.decoder_sparsity(model)}],
+                             "merged sparsity": kit.perp.decoder_sparsity(model)}],
                            title="held-out perplexity")
 
 
 kit.widgets.panel(perp_once, interactive=interactive, title="PERP: criterion, sparsity, what is retrained",
-                  method=kit.widgets.dropdown(list(kit.pruning.LLM_CRITERIA), method),
+                  method=kit.widgets.dropdown(list(kit.perp.LLM_CRITERIA), method),
                   sparsity=kit.widgets.slider(0.1, 0.8, sparsity, step=0.05),
                   groups=kit.widgets.dropdown(["norms", "lora", "norms+lora", "biases+norms+lora"], groups),
                   rank=kit.widgets.slider(1, 16, rank, step=1),
-                  lora_kind=kit.widgets.dropdown(list(kit.pruning.LORA_KINDS), lora_kind))
+                  lora_kind=kit.widgets.dropdown(list(kit.perp.LORA_KINDS), lora_kind))
 
 # %% [markdown]
 # ## Where to go next
 # - `KIT_BUDGET=gpu`: any causal LM by hub id (default `facebook/opt-1.3b`), 2,048-token windows,
 #   1,000 PERP steps of rank 16, sparsities 30-70%; peak memory is then the CUDA allocator's.
-# - In your own code: `kit.pruning.prune_llm(model, 0.5, method="wanda", calibration=tokens)` (or
-#   `nm="2:4"` instead of a sparsity); then `kit.pruning.perp.retrain(model, data, steps=..., groups=("norms", "lora"),
-#   rank=16)` and `kit.pruning.merge(model)` to fold the adapters back, exactly as sparse.
+# - In your own code: `kit.perp.prune_llm(model, 0.5, method="wanda", calibration=tokens)` (or
+#   `nm="2:4"` instead of a sparsity); then `kit.perp.retrain(model, data, steps=..., groups=("norms", "lora"),
+#   rank=16)` and `kit.perp.merge(model)` to fold the adapters back, exactly as sparse.
 # - The papers: Zimmer, Andoni, Spiegel, Pokutta, *PERP: Rethinking the Prune-Retrain Paradigm in
 #   the Era of LLMs*; Sun et al., *Wanda*; Frantar and Alistarh, *SparseGPT*.

@@ -48,11 +48,11 @@ interactive = None  # None: controls in JupyterLab, a static figure when run hea
 
 # %%
 import kit
-from kit.federated import experiments as fx
 from kit.federated import simulation as sim
+from kit.recipes import federated as fx
 
 budget, device = kit.setup(budget, seed)
-seeds = fx.SEEDS[budget]
+seeds = fx.SEEDS(budget)
 base = fx.config(budget, seed=seed)
 fed = sim.setup(base)
 print(f"{base.dataset}: {base.clients} clients, {sum(len(p) for p in fed.parts)} private examples, public set "
@@ -85,10 +85,10 @@ kit.plots.exchange_diagram(
 fractions = kit.budget.choose(budget, smoke=[0.0, 0.25], cpu=[0.0, 0.1, 0.2, 0.3, 0.4], gpu=[0.0, 0.1, 0.2, 0.3, 0.4])
 naive = fx.accuracy_vs_fraction(budget, fractions, seeds, FedAvg={"protocol": "fedavg", "attack": "gaussian"},
                                 FedDistill={"attack": "random"})
-at = fractions.index(max(f for f in fractions if f <= 0.3))
-kit.record("naive_fedavg_accuracy", fx.mean([s[at] for s in naive["FedAvg"]]))
-kit.record("naive_feddistill_accuracy", fx.mean([s[at] for s in naive["FedDistill"]]))
-kit.plots.band_curves(fractions, naive, xlabel="byzantine fraction", ylabel="server test accuracy",
+at = max(f for f in fractions if f <= 0.3)
+kit.record("naive_fedavg_accuracy", naive.mean("FedAvg", at))
+kit.record("naive_feddistill_accuracy", naive.mean("FedDistill", at))
+kit.plots.band_curves(fractions, naive.curves(), xlabel="byzantine fraction", ylabel="server test accuracy",
                       title="naive attacks")
 
 # %% [markdown]
@@ -106,11 +106,11 @@ lma = fx.accuracy_vs_fraction(budget, lma_fractions, seeds, mean={"attack": "lma
                               median={"attack": "lma", "defence": "median"},
                               Filter={"attack": "lma", "defence": "filter"},
                               ExpGuard={"attack": "lma", "expguard": True})
-at = lma_fractions.index(max(f for f in lma_fractions if f <= byzantine))
-kit.record("attack_free_accuracy", fx.mean([s[0] for s in lma["mean"]]))
-kit.record("lma_mean_accuracy", fx.mean([s[at] for s in lma["mean"]]))
-kit.record("lma_expguard_accuracy", fx.mean([s[at] for s in lma["ExpGuard"]]))
-kit.plots.band_curves(lma_fractions, lma, xlabel="byzantine fraction", ylabel="server test accuracy",
+at = max(f for f in lma_fractions if f <= byzantine)
+kit.record("attack_free_accuracy", lma.mean("mean", 0.0))
+kit.record("lma_mean_accuracy", lma.mean("mean", at))
+kit.record("lma_expguard_accuracy", lma.mean("ExpGuard", at))
+kit.plots.band_curves(lma_fractions, lma.curves(), xlabel="byzantine fraction", ylabel="server test accuracy",
                       title="LMA, IID clients")
 
 # %% [markdown]
@@ -143,7 +143,11 @@ kit.plots.table(fx.table(budget, seeds, rows), title=f"final server accuracy ove
 # %% [markdown]
 # ## ExpGuard's weights
 # The attackers' total weight per round, every client's weight in one run (attackers are the last
-# ids), and how sensitive the result is to `eta`.
+# ids), and how sensitive the result is to `eta`. ExpGuard's round, in code: score each client by its
+# distance to the base defence's aggregate, multiply its weight by `exp(-eta * score)`, average.
+
+# %%
+kit.show(kit.federated.ExpGuard.__call__)
 
 # %%
 guarded = fx.runs(fx.config(budget, byzantine=byzantine, attack="lma", expguard=True), seeds)

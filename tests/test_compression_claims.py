@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from kit.frankwolfe import compression as cx
-from kit.frankwolfe.experiments import SGD
+from kit.recipes import compression as cx
+from kit.recipes.frank_wolfe import SGD
 
 SEEDS = (0, 1, 2)
 

@@ -1,10 +1,10 @@
-"""kit.experiments: the per-budget experiment data shared by the method notebooks."""
+"""kit.recipes.common: the per-budget experiment data shared by the method notebooks."""
 
 from __future__ import annotations
 
 import pytest
 
-from kit.experiments import experiment_data
+from kit.recipes.common import experiment_data
 
 
 def test_smoke_uses_one_seed_and_a_small_split():

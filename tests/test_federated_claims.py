@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from kit.federated import experiments as fx
+from kit.recipes import federated as fx
 
 SEEDS = (0, 1, 2)
 ROUNDS = 5

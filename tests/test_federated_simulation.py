@@ -142,6 +142,30 @@ def test_interrupted_run_resumes_with_the_same_history(tmp_path, monkeypatch):
     assert resumed.records == whole.records
 
 
+class Marker:
+    """Unpickling this writes a file: what a crafted checkpoint could do."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_crafted_checkpoint_in_the_folder_is_refused_without_running_it(tmp_path):
+    import pickle
+
+    from kit.runs import CheckpointError
+
+    cfg = sim.FLConfig(**{**SMALL, "rounds": 1})
+    marker = tmp_path / "pwned"
+    crafted = tmp_path / f"fl-{cfg.key()}-001.pt"
+    crafted.write_bytes(pickle.dumps({"format": "kit.federated/2", "records": Marker(str(marker))}))
+    with pytest.raises(CheckpointError, match=crafted.name):
+        sim.simulate(cfg, checkpoint=tmp_path, progress=False)
+    assert not marker.exists()
+
+
 def test_fedavg_runs_and_a_scaled_attack_hurts_the_mean_not_the_median():
     clean = sim.simulate(sim.FLConfig(**SMALL, protocol="fedavg"), progress=False)
     hit = sim.simulate(sim.FLConfig(**SMALL, protocol="fedavg", byzantine=0.25, attack="scaled"), progress=False)

@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from kit.frankwolfe import experiments as fwx
+from kit.recipes import frank_wolfe as fwx
 
 SEEDS = (0, 1, 2)
 EPOCHS = fwx.EPOCHS["cpu"]
@@ -17,7 +17,7 @@ def accuracies():
     """Test accuracy per method label over the three seeds (computed once for this module)."""
     methods = (fwx.SGD, *fwx.REGIONS, *fwx.RESCALING[1:])
     result = fwx.compare(methods, "mnist5k", seeds=SEEDS, epochs=EPOCHS, progress=False)
-    return {row["method"]: row["accuracies"] for row in result["rows"]}
+    return {label: result.grid.get(label) for label in result.grid.labels}
 
 
 @pytest.mark.slow
@@ -47,7 +47,7 @@ def test_gradient_rescaling_beats_diameter_and_no_rescaling(accuracies):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_tight_regions_shape_the_first_layer(seed):
     result = fwx.compare(fwx.SHAPE, "mnist5k", seeds=(seed,), epochs=EPOCHS, progress=False)
-    stats = {label: fwx.weight_statistics(runs[0].model) for label, runs in result["runs"].items()}
+    stats = {label: fwx.weight_statistics(runs[0].model) for label, runs in result.runs.items()}
     sgd = stats[fwx.SGD.label]
     linf = stats["SFW L-inf ball, width 1"]
     sparse = stats["SFW k-sparse polytope, width 1"]

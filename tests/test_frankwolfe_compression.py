@@ -1,4 +1,4 @@
-"""kit.frankwolfe.compression (notebook 02's recipes) against hand computations on tiny models and data."""
+"""kit.recipes.compression (notebook 02's recipes) against hand computations on tiny models and data."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from torch import nn
 
 from kit.data import load
 from kit.frankwolfe import SFW, GroupKSupportBall, KSupportBall, L2Ball, sfw_setup
-from kit.frankwolfe import compression as cx
-from kit.frankwolfe.experiments import SGD, Method
 from kit.frankwolfe.penalties import PenalizedSGD
 from kit.models import MLP, SmallCNN
+from kit.recipes import compression as cx
+from kit.recipes.frank_wolfe import SGD, Method
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from kit.language import load_causal_lm, perplexity, play_splits, text_windows
-from kit.pruning import copy_model, decoder_linears, decoder_sparsity, masks_of, prune_llm
-from kit.pruning.lora import merge
-from kit.pruning.perp import retrain
+from kit.perp import decoder_linears, decoder_sparsity, merge, prune_llm, retrain
+from kit.pruning import copy_model, masks_of
 
 pytest.importorskip("transformers")
 pytest.importorskip("gguf")

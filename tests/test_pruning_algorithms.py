@@ -7,6 +7,7 @@ numbers). Resuming from a checkpoint is compared with an uninterrupted run, bit 
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import math
@@ -14,10 +15,13 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from kit import data as data_mod
 from kit.models import MLP
 from kit.pruning import (
+    CRITERIA,
+    RETRAIN_SCHEDULES,
     ImpResult,
     bimp,
     effective_weight,
@@ -150,10 +154,10 @@ def test_zero_retraining_prunes_only(digits, dense, monkeypatch):
 
 
 def test_every_schedule_and_criterion_runs(digits, dense):
-    for schedule in imp_mod.RETRAIN_SCHEDULES:
+    for schedule in RETRAIN_SCHEDULES:
         result = run_imp(dense, digits, phases=1, retrain_epochs=1, schedule=schedule)
         assert result.phases[0].zeros == 1066, schedule
-    for criterion in imp_mod.CRITERIA:
+    for criterion in CRITERIA:
         # uniform+ keeps the first layer dense and the last at most 80% sparse: at most 128 / 1184 here
         s = 0.1 if criterion == "uniform_plus" else S
         result = run_imp(dense, digits, target_sparsity=s, phases=2, retrain_epochs=2, criterion=criterion)
@@ -261,6 +265,15 @@ def test_checkpoint_of_another_model_is_refused(digits, dense, tmp_path):
     other = MLP((1, 8, 8), widths=(16,), num_classes=10)
     with pytest.raises(ValueError, match=r"different IMP run.*model_sha256"):
         run_imp(other, digits, retrain_epochs=0, checkpoint_dir=tmp_path)
+
+
+def test_checkpoint_on_data_of_the_same_sizes_but_other_values_is_refused(digits, dense, tmp_path):
+    run_imp(dense, digits, retrain_epochs=0, checkpoint_dir=tmp_path)
+    rescaled = copy.copy(digits)  # same name and sizes (its repr is unchanged), other standardisation
+    rescaled.train = TensorDataset(digits.train.tensors[0] * 0.5, digits.train.tensors[1])
+    assert repr(rescaled) == repr(digits)
+    with pytest.raises(ValueError, match=r"different IMP run.*data_sha256"):
+        run_imp(dense, rescaled, retrain_epochs=0, checkpoint_dir=tmp_path)
 
 
 # ---------------------------------------------------------------- GMP and BIMP

@@ -14,7 +14,7 @@ import statistics
 
 import pytest
 
-from kit.pruning import experiments as px
+from kit.recipes import imp as px
 
 SEEDS = (0, 1, 2)
 

@@ -1,4 +1,4 @@
-"""kit.pruning.experiments (notebook 03's recipes) on the digits data, against hand computations."""
+"""kit.recipes.imp (notebook 03's recipes) on the digits data, against hand computations."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kit.data import load
-from kit.pruning import experiments as px
 from kit.pruning import phase_sparsity, retrain_schedule
+from kit.recipes import imp as px
 from kit.schedules import steps_per_epoch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,8 +56,8 @@ def test_schedule_curves_equal_the_retraining_schedules(dense):
 def test_compare_grid_and_retraining_curve_shapes_and_means(dense):
     grid = px.compare([dense], (0.5, 0.9), {"FT": {"schedule": "FT"}}, retrain_epochs=3)
     assert np.asarray(grid.curves()["FT"]).shape == (1, 2)
-    assert grid.rows()[0]["50%"] == grid.accuracy["FT"][0.5][0]
-    assert grid.dense == [dense.run.test["accuracy"]]
+    assert grid.rows()[0]["50%"] == grid.values["FT"][0.5][0]
+    assert grid.reference["dense"] == [dense.run.test["accuracy"]]
     curve = px.retraining_curve([dense], 0.9, [0, 3])
     assert np.asarray(curve).shape == (1, 2)
     assert curve[0][0] == px.prune(dense, 0.9, retrain_epochs=0).accuracy  # prune only

@@ -1,4 +1,4 @@
-"""kit.pruning.llm: N:M patterns, magnitude / random / Wanda / SparseGPT masks and one-shot pruning of a
+"""kit.perp.llm_pruning: N:M patterns, magnitude / random / Wanda / SparseGPT masks and one-shot pruning of a
 causal LM's decoder Linears, against independent computations.
 
 Wanda's masks are recomputed with NumPy from activations captured by forward hooks (block 1 from a
@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from kit.language import tiny_llama
-from kit.pruning import apply_masks, effective_weight, masks_of
-from kit.pruning.llm import (
+from kit.perp.llm_pruning import (
     LLM_CRITERIA,
     decoder_blocks,
     decoder_linears,
@@ -32,6 +31,7 @@ from kit.pruning.llm import (
     sparsegpt_prune,
     wanda_mask,
 )
+from kit.pruning import apply_masks, effective_weight, masks_of
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,4 +1,4 @@
-"""kit.pruning.lora, kit.pruning.perp and kit.memory: sparsity-preserving LoRA, the choice of trained
+"""kit.perp.lora, kit.perp.retraining and kit.memory: sparsity-preserving LoRA, the choice of trained
 parameters, PERP retraining and peak memory.
 
 The custom autograd function of LoRALinear is checked against plain autograd through an explicit
@@ -15,10 +15,10 @@ from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from kit.language import ByteTokenizer, TokenWindows, tiny_llama, tokenize
 from kit.memory import PeakMemory
+from kit.perp.llm_pruning import decoder_linears, decoder_sparsity, prune_llm
+from kit.perp.lora import LoRALinear, add_lora, merge, set_trainable, trainable_parameters
+from kit.perp.retraining import StepStats, retrain
 from kit.pruning import apply_masks, effective_weight, masks_of
-from kit.pruning.llm import decoder_linears, decoder_sparsity, prune_llm
-from kit.pruning.lora import LoRALinear, add_lora, merge, set_trainable, trainable_parameters
-from kit.pruning.perp import StepStats, retrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -18,7 +18,7 @@ from torch.func import functional_call
 from torch.nn.utils import prune
 
 from kit.pruning import apply_masks, copy_model, remove_masks
-from kit.pruning.masks import MaskHook
+from kit.pruning.mask_hook import MaskHook
 
 
 def _pair(seed: int = 0) -> tuple[nn.Module, nn.Module, dict[str, torch.Tensor]]:

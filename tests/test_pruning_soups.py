@@ -1,4 +1,4 @@
-"""kit.pruning.soups: merges, BatchNorm recalibration, metrics and SMS on the digits data, against hand computations.
+"""kit.soups: merges, BatchNorm recalibration, metrics and SMS on the digits data, against hand computations.
 
 Every number a soup function produces is recomputed here another way: state-dict averages and
 distances with NumPy, BatchNorm statistics from the convolution outputs batch by batch, the ECE of a
@@ -23,28 +23,33 @@ from kit.pruning import (
     apply_masks,
     copy_model,
     effective_weight,
-    ensemble_accuracy,
-    expected_calibration_error,
     gmp,
-    greedy_soup,
     imp,
-    ingredient_values,
-    interpolate,
     masks_for,
     masks_of,
-    pairwise_distances,
+    phase_seed,
     phase_sparsity,
+    sparsity_report,
+)
+from kit.schedules import Cosine, steps_per_epoch
+from kit.soups import (
+    ensemble_accuracy,
+    expected_calibration_error,
+    greedy_soup,
+    ingredient_values,
+    interpolate,
+    pairwise_distances,
     recalibrate_batchnorm,
     soup_gmp,
     sparse_model_soup,
-    sparsity_report,
     uniform_soup,
 )
-from kit.schedules import Cosine, steps_per_epoch
 from kit.train import evaluate, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-soups_mod = importlib.import_module("kit.pruning.soups")
+# the modules themselves, for monkeypatching what they call
+sms_mod = importlib.import_module("kit.soups.sms")
+workers_mod = importlib.import_module("kit.soups.workers")
 
 N = 64 * 16 + 16 * 10
 SPE = math.ceil(1259 / 128)  # digits train split, batch 128
@@ -415,7 +420,7 @@ def test_recalibrated_ingredients_get_the_soup_s_batches(cnn, digits):
     plain = cnn_sms(cnn, digits, ingredients=1)
     assert not plain.phases[0].recalibrated  # a soup of one keeps its ingredient's statistics
     recalibrated = cnn_sms(cnn, digits, ingredients=1, recalibrate_ingredients=True)
-    expected = recalibrate_batchnorm(plain.model, digits.train, batches=4, seed=soups_mod._phase_seed(0, 1))
+    expected = recalibrate_batchnorm(plain.model, digits.train, batches=4, seed=phase_seed(0, 1))
     assert_same_state(state_of(recalibrated.model), state_of(expected))
 
 
@@ -440,7 +445,7 @@ def test_soups_on_gmp_resume_after_the_gmp_run(digits, tmp_path, monkeypatch):
     first = soup_gmp(start, digits, **args)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imp-phase-000.pt", "imp-phase-001.pt"]
     (tmp_path / "imp-phase-001.pt").unlink()
-    monkeypatch.setattr(soups_mod, "gmp", lambda *a, **k: pytest.fail("the GMP run was not resumed"))
+    monkeypatch.setattr(sms_mod, "gmp", lambda *a, **k: pytest.fail("the GMP run was not resumed"))
     again = soup_gmp(start, digits, **args)
     assert again == first
     assert_same_state(state_of(again.model), state_of(first.model))
@@ -464,9 +469,9 @@ def test_bad_input_fails_before_any_training(dense, digits, monkeypatch, kwargs,
     def no_work(*args, **kw):
         raise AssertionError("work started before the arguments were checked")
 
-    monkeypatch.setattr(soups_mod, "fit", no_work)
-    monkeypatch.setattr(soups_mod, "gmp", no_work)
-    monkeypatch.setattr(soups_mod, "_accuracy", no_work)
+    monkeypatch.setattr(workers_mod, "fit", no_work)
+    monkeypatch.setattr(sms_mod, "gmp", no_work)
+    monkeypatch.setattr(sms_mod, "accuracy", no_work)
     with pytest.raises(error, match=match):
         sms(dense, digits, **kwargs)
     if "retrain_epochs" not in kwargs:

@@ -1,4 +1,4 @@
-"""kit.pruning.soup_experiments (notebook 04's recipes) against hand computations, on the digits data.
+"""kit.recipes.soups (notebook 04's recipes) against hand computations, on the digits data.
 
 Tiny models (MLP 64-16-10; a CNN of 4 channels with BatchNorm), one dense epoch, one retraining epoch:
 each recipe's numbers are recomputed here from kit's primitives (imp, evaluate, recalibrate_batchnorm,
@@ -12,9 +12,10 @@ import statistics
 import pytest
 
 from kit import data as data_mod
-from kit.pruning import experiments as px
-from kit.pruning import imp, masks_of, recalibrate_batchnorm, sparsity_report
-from kit.pruning import soup_experiments as sx
+from kit.pruning import imp, masks_of, sparsity_report
+from kit.recipes import imp as px
+from kit.recipes import soups as sx
+from kit.soups import recalibrate_batchnorm
 from kit.train import evaluate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -40,16 +41,16 @@ def test_compare_records_what_sms_and_imp_give_by_hand(mlp):
     result = sx.sms(mlp, 0.7, ingredients=2, retrain_epochs=1)
     last = result.phases[-1]
     best = max(last.ingredients, key=lambda x: x.val_accuracy)
-    assert grid.accuracy.accuracy["soup"][0.7] == [last.accuracy]
+    assert grid.accuracy.values["soup"][0.7] == [last.accuracy]
     assert last.accuracy == pytest.approx(evaluate(result.model, mlp.run.data.test)["accuracy"])
-    assert grid.accuracy.accuracy["best ingredient"][0.7] == [best.accuracy]
-    assert grid.accuracy.accuracy["ensemble"][0.7] == [last.ensemble_accuracy]
-    assert grid.ece.accuracy["soup"][0.7] == [last.ece]
+    assert grid.accuracy.values["best ingredient"][0.7] == [best.accuracy]
+    assert grid.accuracy.values["ensemble"][0.7] == [last.ensemble_accuracy]
+    assert grid.ece.values["soup"][0.7] == [last.ece]
     # IMP with the soup's total retraining: 2 ingredients x 1 epoch = 2 epochs
     by_hand = imp(mlp.run.model, mlp.run.data, target_sparsity=0.7, phases=1, retrain_epochs=2,
                   train_schedule=mlp.schedule, train_steps=mlp.steps, momentum=px.MOMENTUM,
                   weight_decay=px.WEIGHT_DECAY, batch_size=px.BATCH_SIZE, seed=0, progress=False)
-    assert grid.accuracy.accuracy["IMP"][0.7] == [by_hand.accuracy]
+    assert grid.accuracy.values["IMP"][0.7] == [by_hand.accuracy]
     assert grid.sparsity_equal and all(x.zeros == last.zeros for x in last.ingredients)
     assert grid.gain(0.7) == [last.accuracy - best.accuracy]
     assert sx.mean_gain(grid, "IMP") == pytest.approx(last.accuracy - by_hand.accuracy)
@@ -84,7 +85,7 @@ def test_interpolation_end_points_are_the_models_and_the_mask_is_shared(mlp, dig
 
 
 def test_gain_and_rows_by_hand():
-    acc, ece = px.Grid((0.9,)), px.Grid((0.9,))
+    acc, ece = px.sparsity_grid((0.9,)), px.sparsity_grid((0.9,))
     for label, values in {"soup": [0.8, 0.9], "best ingredient": [0.7, 0.95], "IMP": [0.6, 0.6]}.items():
         for v in values:
             acc.add(label, 0.9, v)

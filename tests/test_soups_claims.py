@@ -17,8 +17,8 @@ from __future__ import annotations
 import pytest
 
 from kit import data as data_mod
-from kit.pruning import experiments as px
-from kit.pruning import soup_experiments as sx
+from kit.recipes import imp as px
+from kit.recipes import soups as sx
 
 SEEDS = (0, 1, 2)
 SPARSITY = 0.9

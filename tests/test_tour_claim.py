@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from kit.experiments import train_classifier
+from kit.recipes.common import train_classifier
 
 SEEDS = (0, 1, 2)
 

@@ -6,8 +6,8 @@ clients send instead (in prediction space, and update-vector attacks for the Fed
 ``defences`` holds the robust aggregators and ExpGuard, which tracks per-client weights across
 rounds. ``clients`` splits private data (IID or Dirichlet) and trains clients as one stacked model;
 ``simulation`` runs FedDistill and FedAvg rounds in process (seeded, checkpointed, resumable);
-``flower`` runs the same client and server steps as a Flower ClientApp and Strategy; ``experiments``
-holds the budgets of notebook 07 and bench/federated.py.
+``flower`` runs the same client and server steps as a Flower ClientApp and Strategy. Notebook 07's
+experiments are in :mod:`kit.recipes.federated`.
 """
 
 from .attacks import (
@@ -31,7 +31,17 @@ from .defences import (
     aggregate_vectors,
     renormalise,
 )
-from .simulation import PROTOCOLS, FLConfig, FLHistory, client_predictions, server_step, setup, simulate
+from .simulation import (
+    PROTOCOLS,
+    FLConfig,
+    FLHistory,
+    client_predictions,
+    client_seed,
+    round_seed,
+    server_step,
+    setup,
+    simulate,
+)
 
 __all__ = [
     "ATTACKS",
@@ -55,8 +65,10 @@ __all__ = [
     "check_vectors",
     "class_similarity",
     "client_predictions",
+    "client_seed",
     "partition",
     "renormalise",
+    "round_seed",
     "server_step",
     "setup",
     "simulate",

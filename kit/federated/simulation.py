@@ -9,10 +9,8 @@ client order, so this only makes plots of per-client weights readable.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
+import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from ..models import MODELS, create
+from ..runs import Checkpoints, derive_seed, fingerprint, fingerprint_data, fingerprint_model, hash_tensors
 from ..seeding import check_seed, generator, seed_everything
 from ..train import evaluate, fit
 from ..validate import check_choice, check_float, check_int
@@ -89,8 +88,8 @@ class FLConfig:
         return round(self.byzantine * self.clients)
 
     def key(self) -> str:
-        """A short hash of every setting: a checkpoint resumes only the run it came from."""
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """A short hash of every setting (names the run's checkpoint files)."""
+        return fingerprint(asdict(self))[:12]
 
 
 @dataclass
@@ -174,7 +173,12 @@ def _set_vector(model: nn.Module, vector: torch.Tensor) -> None:
 def round_seed(cfg: FLConfig, r: int) -> int:
     """The seed of round ``r`` (0-based): each round's randomness comes from (seed, round) alone, so a resumed
     run, or the same round run through Flower, draws the same batches and attacks."""
-    return cfg.seed * 100_003 + r
+    return derive_seed(cfg.seed, r)
+
+
+def client_seed(cfg: FLConfig, r: int, client: int) -> int:
+    """The seed of client ``client``'s batches in round ``r``: the same whatever batch of clients it trains with."""
+    return derive_seed(cfg.seed, r, client)
 
 
 def client_predictions(cfg: FLConfig, fed: Federation, r: int, clients: list[int] | None = None,
@@ -188,11 +192,10 @@ def client_predictions(cfg: FLConfig, fed: Federation, r: int, clients: list[int
     if server_state is not None:
         for m in models:
             m.load_state_dict(server_state)
-    seed = round_seed(cfg, r)
-    # client i draws its batches from seed + i whatever the batch of clients it trains with
     steps = local_steps([len(p) for p in fed.parts], cfg.batch_size, cfg.local_epochs)
-    train_clients(models, fed.train, [fed.parts[i] for i in ids], lr=cfg.lr, batch_size=cfg.batch_size, seed=seed,
-                  seeds=[seed + i for i in ids], steps=steps, batched=cfg.batched and len(ids) > 1)
+    train_clients(models, fed.train, [fed.parts[i] for i in ids], lr=cfg.lr, batch_size=cfg.batch_size,
+                  seed=round_seed(cfg, r), seeds=[client_seed(cfg, r, i) for i in ids], steps=steps,
+                  batched=cfg.batched and len(ids) > 1)
     return _predict(models, fed.public_x)
 
 
@@ -221,7 +224,7 @@ def _fedavg_round(cfg: FLConfig, fed: Federation, r: int) -> dict[str, Any]:
     seed = round_seed(cfg, r)
     models = [copy.deepcopy(fed.server) for _ in fed.parts]
     train_clients(models, fed.train, fed.parts, epochs=cfg.local_epochs, lr=cfg.lr, batch_size=cfg.batch_size,
-                  seed=seed, batched=cfg.batched)
+                  seed=seed, seeds=[client_seed(cfg, r, i) for i in range(len(models))], batched=cfg.batched)
     base = _vector(fed.server)
     updates = torch.stack([_vector(c) - base for c in models])
     if cfg.n_byzantine:
@@ -236,17 +239,32 @@ def _round(cfg: FLConfig, fed: Federation, r: int, guard: ExpGuard | None) -> di
     return server_step(cfg, fed, client_predictions(cfg, fed, r), r, guard)[0]
 
 
-def simulate(cfg: FLConfig, *, budget: str | None = None, checkpoint: str | Path | None = None,
+CHECKPOINT_FORMAT = "kit.federated/2"
+
+
+def run_fingerprints(cfg: FLConfig, fed: Federation) -> dict[str, Any]:
+    """What a run's checkpoints are tied to: every setting, the data by content, the initial server model."""
+    data = {"train": fingerprint_data(fed.train), "public": hash_tensors({"x": fed.public_x}),
+            "test": fingerprint_data(fed.test)}
+    return {"config": asdict(cfg), "data_sha256": fingerprint(data), "server_sha256": fingerprint_model(fed.server)}
+
+
+def simulate(cfg: FLConfig, *, budget: str | None = None, checkpoint: str | os.PathLike | None = None,
              progress: bool = True) -> FLHistory:
-    """Run ``cfg.rounds`` rounds; with ``checkpoint`` (a folder) save after every round and resume from it."""
+    """Run ``cfg.rounds`` rounds; with ``checkpoint`` (a folder) save after every round and resume from it.
+
+    Checkpoints go through :class:`kit.runs.Checkpoints` (files ``fl-<key>-NNN.pt``, the last two kept).
+    """
     if not isinstance(cfg, FLConfig):
         raise TypeError(f"cfg must be a kit.federated.FLConfig; got {type(cfg).__name__}")
     fed = setup(cfg, budget)
     guard = ExpGuard(cfg.defence, eta=cfg.eta, n_clients=cfg.clients) if cfg.expguard else None
     history = FLHistory(cfg)
-    path = None if checkpoint is None else Path(checkpoint) / f"fl_{cfg.key()}.pt"
-    if path is not None and path.exists():
-        state = torch.load(path, weights_only=False)
+    store = None if checkpoint is None else Checkpoints(checkpoint, prefix=f"fl-{cfg.key()}", format=CHECKPOINT_FORMAT,
+                                                        kind="federated", keep=2)
+    prints = run_fingerprints(cfg, fed) if store is not None else {}
+    state = None if store is None else store.latest(prints)
+    if state is not None:
         fed.server.load_state_dict(state["server"])
         history.records = state["records"]
         if guard is not None:
@@ -254,10 +272,7 @@ def simulate(cfg: FLConfig, *, budget: str | None = None, checkpoint: str | Path
     for r in tqdm(range(len(history.records), cfg.rounds), desc=f"{cfg.protocol} rounds", disable=not progress,
                   leave=False):
         history.records.append(_round(cfg, fed, r, guard))
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            torch.save({"server": fed.server.state_dict(), "records": history.records,
-                        "guard": guard.state_dict() if guard is not None else None}, tmp)
-            tmp.replace(path)  # never leave a half-written checkpoint
+        if store is not None:
+            store.save(r + 1, prints, {"server": fed.server.state_dict(), "records": history.records,
+                                       "guard": guard.state_dict() if guard is not None else None})
     return history

@@ -17,8 +17,8 @@ from .constraints import (
 )
 from .optimizers import SFW, AdaGradSFW, ProjectedSGD
 from .penalties import PENALTIES, PenalizedSGD, penalty_prox, penalty_subgradient, penalty_value
-from .recipes import projected_sgd_setup, sfw_setup
 from .regions import KINDS, build, constraints_from_init, expected_init_norms, make_feasible_
+from .setups import projected_sgd_setup, sfw_setup
 from .structured import DelayedK, GroupKSupportBall, SpectralKSupportBall, k_limit, top_k_singular
 
 __all__ = ["KINDS", "PENALTIES", "SFW", "AdaGradSFW", "Constraint", "DelayedK", "GroupKSupportBall",

@@ -23,10 +23,11 @@ import torch
 from ..validate import check_float, check_int
 from . import kernels
 
-_EPS = 1e-12
+EPS = 1e-12  # below this a norm counts as zero
 
 
-def _check_shape(shape: Sequence[int] | torch.Size) -> torch.Size:
+def check_shape(shape: Sequence[int] | torch.Size) -> torch.Size:
+    """A parameter shape (positive ints) as a torch.Size, or a clear error."""
     if isinstance(shape, int) or not isinstance(shape, (Sequence, torch.Size)):
         raise TypeError(f"shape must be a sequence of ints (a parameter's shape); got {shape!r}")
     return torch.Size(check_int(s, f"shape[{i}]", low=1) for i, s in enumerate(shape))
@@ -158,7 +159,7 @@ class Constraint:
     supports_projection = False
 
     def __init__(self, shape: Sequence[int] | torch.Size, radius: float = 1.0) -> None:
-        self.shape = _check_shape(shape)
+        self.shape = check_shape(shape)
         self.n = math.prod(self.shape)
         self.radius = check_float(radius, "radius", low=0.0, low_open=True)
         self._buffers: dict = {}
@@ -229,7 +230,7 @@ class L2Ball(Constraint):
         if kernels.applies(x, out):
             return kernels.l2_vertex(x, self.radius, out)
         norm = float(x.norm())
-        return out.zero_() if norm <= _EPS else torch.mul(x, -self.radius / norm, out=out)
+        return out.zero_() if norm <= EPS else torch.mul(x, -self.radius / norm, out=out)
 
     def norm(self, x):
         return x.norm()
@@ -321,7 +322,7 @@ class LpBall(Constraint):
             return LinfBall._lmo(self, x, out)
         # v = -r sign(x) |x|^(q-1) / ||x||_q^(q-1): equality in Hoelder's inequality
         dual = x.norm(p=self.q)
-        if dual <= _EPS:
+        if dual <= EPS:
             return out.zero_()
         return out.copy_(-self.radius * torch.sign(x) * (x.abs() / dual) ** (self.q - 1))
 
@@ -373,7 +374,7 @@ class KSupportBall(_TopKRegion):
             return kernels.topk_vertex(x, self.k, self.radius, True, out)
         top = torch.mul(x, top_k_indicator(x, self.k, self._buffers), out=out)  # x on the top k, 0 elsewhere
         norm = float(top.norm())
-        return out.zero_() if norm <= _EPS else top.mul_(-self.radius / norm)
+        return out.zero_() if norm <= EPS else top.mul_(-self.radius / norm)
 
     def norm(self, x):
         return ksupport_norm(x, self.k)
@@ -383,8 +384,8 @@ class KSupportBall(_TopKRegion):
 
 
 
-def _as_matrix(x: torch.Tensor) -> torch.Tensor:
-    # conv kernels (out, in, kh, kw) become (out, in*kh*kw); vectors become one row
+def as_matrix(x: torch.Tensor) -> torch.Tensor:
+    """A parameter as a matrix: conv kernels (out, in, kh, kw) become (out, in*kh*kw), vectors one row."""
     return x.reshape(x.shape[0], -1) if x.dim() >= 2 else x.reshape(1, -1)
 
 
@@ -398,15 +399,15 @@ def top_singular_pair(m: torch.Tensor, iters: int = 50, tol: float = 1e-7) -> tu
     sigma = m.new_zeros(())
     for _ in range(iters):
         u = m @ v
-        u = u / u.norm().clamp_min(_EPS)
+        u = u / u.norm().clamp_min(EPS)
         v_new = m.T @ u
         new_sigma = v_new.norm()
-        v = v_new / new_sigma.clamp_min(_EPS)
+        v = v_new / new_sigma.clamp_min(EPS)
         if (new_sigma - sigma).abs() <= tol * new_sigma:
             break
         sigma = new_sigma
     u = m @ v
-    return u / u.norm().clamp_min(_EPS), v
+    return u / u.norm().clamp_min(EPS), v
 
 
 class NuclearBall(Constraint):
@@ -420,20 +421,20 @@ class NuclearBall(Constraint):
         self.power_iters = check_int(power_iters, "power_iters", low=1)
 
     def _lmo(self, x, out):
-        m = _as_matrix(x)
-        if m.norm() <= _EPS:
+        m = as_matrix(x)
+        if m.norm() <= EPS:
             return out.zero_()
         u, v = top_singular_pair(m, self.power_iters)
         return out.copy_((-self.radius * torch.outer(u, v)).reshape(x.shape))
 
     def norm(self, x):
-        return torch.linalg.matrix_norm(_as_matrix(x), ord="nuc")
+        return torch.linalg.matrix_norm(as_matrix(x), ord="nuc")
 
     def unit_diameter(self):
         return 2.0
 
     def project(self, x):
-        u, s, vh = torch.linalg.svd(_as_matrix(x), full_matrices=False)
+        u, s, vh = torch.linalg.svd(as_matrix(x), full_matrices=False)
         return ((u * project_l1(s, self.radius).clamp_min(0)) @ vh).reshape(x.shape)
 
 

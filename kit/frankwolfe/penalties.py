@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import torch
 
 from ..validate import check_choice, check_float
+from .optimizers import closure_loss
 
 PENALTIES = ("l1", "group_lasso", "nuclear")
 
@@ -91,10 +92,7 @@ class PenalizedSGD(torch.optim.SGD):
     @torch.no_grad()
     def step(self, closure=None):
         """One step: penalty subgradient added to the gradients, SGD, then the prox when ``prox``."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             if group["prox"] or group["strength"] == 0:
                 continue

@@ -9,19 +9,9 @@ import torch
 from torch import nn
 
 from ..validate import check_choice, check_float, check_int
-from .constraints import (
-    Constraint,
-    KSparsePolytope,
-    KSupportBall,
-    L1Ball,
-    L2Ball,
-    LinfBall,
-    LpBall,
-    NuclearBall,
-    ProbabilitySimplex,
-    Unconstrained,
-)
-from .structured import GroupKSupportBall, SpectralKSupportBall
+from . import constraints as cons
+from . import structured
+from .constraints import Constraint, Unconstrained
 
 KINDS = ("l1", "l2", "linf", "lp", "k_sparse", "k_support", "group_k_support", "spectral_k_support", "nuclear",
          "simplex", "unconstrained")
@@ -37,14 +27,14 @@ def build(kind: str, shape: torch.Size, radius: float = 1.0, k: int | float | No
         raise ValueError(f"kind {kind!r} needs k (a count, or a fraction of each layer's {unit})")
     if kind == "lp" and p is None:
         raise ValueError("kind 'lp' needs p >= 1")
-    simple = {"l1": L1Ball, "l2": L2Ball, "linf": LinfBall, "nuclear": NuclearBall, "simplex": ProbabilitySimplex,
-              "unconstrained": Unconstrained}
+    simple = {"l1": cons.L1Ball, "l2": cons.L2Ball, "linf": cons.LinfBall, "nuclear": cons.NuclearBall,
+              "simplex": cons.ProbabilitySimplex, "unconstrained": cons.Unconstrained}
     if kind in simple:
         return simple[kind](shape, radius)
     if kind == "lp":
-        return LpBall(shape, p, radius)
-    with_k = {"k_sparse": KSparsePolytope, "k_support": KSupportBall, "group_k_support": GroupKSupportBall,
-              "spectral_k_support": SpectralKSupportBall}
+        return cons.LpBall(shape, p, radius)
+    with_k = {"k_sparse": cons.KSparsePolytope, "k_support": cons.KSupportBall,
+              "group_k_support": structured.GroupKSupportBall, "spectral_k_support": structured.SpectralKSupportBall}
     return with_k[kind](shape, k, radius)
 
 

@@ -21,7 +21,7 @@ import torch
 
 from ..train import Callback, TrainState
 from ..validate import check_float, check_int
-from .constraints import _EPS, Constraint, KSupportBall, _as_matrix, _check_shape, ksupport_norm, resolve_k
+from .constraints import EPS, Constraint, KSupportBall, as_matrix, check_shape, ksupport_norm, resolve_k
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)  # no QR / SVD for these on the CPU: work in float32
 _SVD_UP_TO = 32  # rank bound up to which a full SVD is cheaper than the iteration's overhead
@@ -72,7 +72,7 @@ class GroupKSupportBall(Constraint):
         keep = torch.zeros_like(g).index_fill_(0, order, 1.0)
         top = torch.mul(x, keep.view(self._group_shape), out=out)
         norm = float(top.norm())
-        return out.zero_() if norm <= _EPS else top.mul_(-self.radius / norm)
+        return out.zero_() if norm <= EPS else top.mul_(-self.radius / norm)
 
     def norm(self, x):
         return ksupport_norm(self.group_norms(x), self.k)
@@ -85,7 +85,7 @@ class GroupKSupportBall(Constraint):
 
 
 def _matrix_shape(shape: torch.Size) -> tuple[int, int]:
-    # as _as_matrix reshapes: (out, in*kh*kw) for conv kernels, one row for vectors and scalars
+    # as as_matrix reshapes: (out, in*kh*kw) for conv kernels, one row for vectors and scalars
     if len(shape) >= 2:
         return shape[0], math.prod(shape[1:])
     return 1, math.prod(shape)
@@ -126,7 +126,7 @@ def _subspace_iteration(a: torch.Tensor, k: int, basis: torch.Tensor, iters: int
         u = left @ ubt.T
         y = a @ w  # the next iteration's product, and the residual a v - s u for free
         top = float(s[0])
-        residual = float(torch.linalg.vector_norm(y[:, :k] - u[:, :k] * s[:k], dim=0).max()) / max(top, _EPS)
+        residual = float(torch.linalg.vector_norm(y[:, :k] - u[:, :k] * s[:k], dim=0).max()) / max(top, EPS)
         captured = float((s[:k] * s[:k]).sum())
         # the true top k hold at least k/rank of the energy: a block stuck off the dominant subspace fails this
         if residual <= tol and captured >= (1.0 - 1e-3) * energy * k / rank:
@@ -201,7 +201,7 @@ class SpectralKSupportBall(Constraint):
 
     def __init__(self, shape: Sequence[int] | torch.Size, k: int | float, radius: float = 1.0, power_iters: int = 10,
                  tol: float = 1e-3, oversample: int | None = None, seed: int = 0) -> None:
-        shape = _check_shape(shape)
+        shape = check_shape(shape)
         self.rows, self.cols = _matrix_shape(shape)
         self.rank = min(self.rows, self.cols)
         k = _resolve_count(k, self.rank, f"singular values (the {self.rows} x {self.cols} matrix)", shape)
@@ -219,9 +219,9 @@ class SpectralKSupportBall(Constraint):
         return self.rank
 
     def _lmo(self, x, out):
-        a = _as_matrix(x)
+        a = as_matrix(x)
         a = a.float() if a.dtype in _LOW_PRECISION else a
-        if float(torch.linalg.matrix_norm(a)) <= _EPS:
+        if float(torch.linalg.matrix_norm(a)) <= EPS:
             self.last_method, self.last_iters = "zero", 0
             return out.zero_()
         u, s, vh, basis, self.last_method, self.last_iters = _top_k(
@@ -229,12 +229,12 @@ class SpectralKSupportBall(Constraint):
             start=self._buffers.get("basis"), seed=self.seed)
         self._buffers["basis"] = basis
         size = float(s.norm())
-        if size <= _EPS:
+        if size <= EPS:
             return out.zero_()
         return out.copy_(((u * (s * (-self.radius / size))) @ vh).reshape(x.shape))
 
     def norm(self, x):
-        return ksupport_norm(torch.linalg.svdvals(_as_matrix(x.detach()).double()), self.k).to(x.dtype)
+        return ksupport_norm(torch.linalg.svdvals(as_matrix(x.detach()).double()), self.k).to(x.dtype)
 
     def unit_diameter(self):
         return 2.0

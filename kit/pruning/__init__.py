@@ -1,17 +1,15 @@
 """Pruning: the one mask mechanism (``torch.nn.utils.prune`` convention), criteria, retraining schedules,
-compression evaluation."""
+IMP / BIMP / GMP and their phases, compression evaluation.
 
-from .algorithms import (
-    CHECKPOINT_FORMAT,
-    ImpResult,
-    PhaseResult,
-    bimp,
-    cubic_sparsity,
-    gmp,
-    imp,
-    phase_epochs,
-    phase_sparsity,
-)
+Modules: ``masks`` (and its speed path ``mask_hook``), ``criteria``, ``schedules`` (FT, LRW, SLR, CLR,
+LLR, ALLR), ``phases`` (what every prune-retrain phase shares: phase sparsity, epochs and seed, the
+prune step), ``algorithms`` (IMP, BIMP, GMP), ``compress`` (pruning without retraining: global,
+filters, truncated SVD). Sparse model soups live in :mod:`kit.soups`, LLM pruning and PERP in
+:mod:`kit.perp`.
+"""
+
+from ..deprecation import moved_names
+from .algorithms import ImpResult, PhaseResult, bimp, cubic_sparsity, gmp, imp
 from .compress import Compressed, count_macs, prune_filters, prune_global, remaining_parameters, svd_rank, svd_split
 from .criteria import (
     CRITERIA,
@@ -27,21 +25,10 @@ from .criteria import (
     uniform_masks,
     uniform_plus_masks,
 )
-from .llm import LLM_CRITERIA, Pattern, decoder_linears, decoder_sparsity, pattern, prune_llm
-from .lora import (
-    LORA_KINDS,
-    LoRALinear,
-    Trainable,
-    add_lora,
-    merge,
-    parameter_groups,
-    set_trainable,
-    trainable_parameters,
-)
+from .mask_hook import MaskHook
 from .masks import (
     PRUNABLE_TYPES,
     LayerSparsity,
-    MaskHook,
     SparsityReport,
     apply_masks,
     copy_model,
@@ -54,7 +41,7 @@ from .masks import (
     remove_masks,
     sparsity_report,
 )
-from .perp import PERP_GROUPS, RetrainResult, retrain
+from .phases import CHECKPOINT_FORMAT, PruneStep, phase_epochs, phase_seed, phase_sparsity, prune_step
 from .schedules import (
     ALLR,
     CLR,
@@ -68,90 +55,23 @@ from .schedules import (
     relative_distance,
     retrain_schedule,
 )
-from .soups import (
-    ECE_BINS,
-    MERGE,
-    VARY,
-    IngredientResult,
-    SoupPhase,
-    SoupResult,
-    ensemble_accuracy,
-    expected_calibration_error,
-    greedy_soup,
-    ingredient_values,
-    interpolate,
-    pairwise_distances,
-    recalibrate_batchnorm,
-    soup_gmp,
-    sparse_model_soup,
-    uniform_soup,
-)
 
 __all__ = [
-    "ALLR",
-    "CLR",
-    "CRITERIA",
-    "FT",
-    "LLM_CRITERIA",
-    "LLR",
-    "LORA_KINDS",
-    "LRW",
-    "PERP_GROUPS",
-    "PRUNABLE_TYPES",
-    "RETRAIN_SCHEDULES",
-    "SLR",
-    "Compressed",
-    "LayerSparsity",
-    "LoRALinear",
-    "MaskHook",
-    "Pattern",
-    "RetrainResult",
-    "SparsityReport",
-    "Trainable",
-    "add_lora",
-    "allr_peak",
-    "apply_masks",
-    "check_sparsity",
-    "copy_model",
-    "count_macs",
-    "decoder_linears",
-    "decoder_sparsity",
-    "effective_weight",
-    "erk_densities",
-    "erk_masks",
-    "global_magnitude_masks",
-    "is_masked",
-    "lamp_masks",
-    "lamp_scores",
-    "layerwise_magnitude_masks",
-    "load_pruned_state_dict",
-    "lr_range",
-    "masks_for",
-    "masks_of",
-    "merge",
-    "parameter_groups",
-    "pattern",
-    "prunable",
-    "prune_filters",
-    "prune_global",
-    "prune_llm",
-    "random_masks",
-    "refresh_masked",
-    "relative_distance",
-    "remaining_parameters",
-    "remove_masks",
-    "retrain",
-    "retrain_schedule",
-    "set_trainable",
-    "sparsity_report",
-    "svd_rank",
-    "svd_split",
-    "trainable_parameters",
-    "uniform_masks",
-    "uniform_plus_masks",
+    "ALLR", "CHECKPOINT_FORMAT", "CLR", "CRITERIA", "FT", "LLR", "LRW", "PRUNABLE_TYPES", "RETRAIN_SCHEDULES", "SLR",
+    "Compressed", "ImpResult", "LayerSparsity", "MaskHook", "PhaseResult", "PruneStep", "SparsityReport",
+    "allr_peak", "apply_masks", "bimp", "check_sparsity", "copy_model", "count_macs", "cubic_sparsity",
+    "effective_weight", "erk_densities", "erk_masks", "global_magnitude_masks", "gmp", "imp", "is_masked",
+    "lamp_masks", "lamp_scores", "layerwise_magnitude_masks", "load_pruned_state_dict", "lr_range", "masks_for",
+    "masks_of", "phase_epochs", "phase_seed", "phase_sparsity", "prunable", "prune_filters", "prune_global",
+    "prune_step", "random_masks", "refresh_masked", "relative_distance", "remaining_parameters", "remove_masks",
+    "retrain_schedule", "sparsity_report", "svd_rank", "svd_split", "uniform_masks", "uniform_plus_masks",
 ]
-__all__ += ["CHECKPOINT_FORMAT", "ImpResult", "PhaseResult", "bimp", "cubic_sparsity", "gmp", "imp", "phase_epochs",
-            "phase_sparsity"]
-__all__ += ["ECE_BINS", "MERGE", "VARY", "IngredientResult", "SoupPhase", "SoupResult", "ensemble_accuracy",
-            "expected_calibration_error", "greedy_soup", "ingredient_values", "interpolate", "pairwise_distances",
-            "recalibrate_batchnorm", "soup_gmp", "sparse_model_soup", "uniform_soup"]
+
+# moved in 0.2: sparse model soups to kit.soups, LLM pruning and PERP to kit.perp
+_SOUPS = ("ECE_BINS", "MERGE", "VARY", "IngredientResult", "SoupPhase", "SoupResult", "ensemble_accuracy",
+          "expected_calibration_error", "greedy_soup", "ingredient_values", "interpolate", "pairwise_distances",
+          "recalibrate_batchnorm", "soup_gmp", "sparse_model_soup", "uniform_soup")
+_PERP = ("LLM_CRITERIA", "LORA_KINDS", "PERP_GROUPS", "LoRALinear", "Pattern", "RetrainResult", "Trainable",
+         "add_lora", "decoder_linears", "decoder_sparsity", "merge", "parameter_groups", "pattern", "prune_llm",
+         "retrain", "set_trainable", "trainable_parameters")
+__getattr__ = moved_names(__name__, {**dict.fromkeys(_SOUPS, "kit.soups"), **dict.fromkeys(_PERP, "kit.perp")})

@@ -3,7 +3,8 @@
 All three prune with one mask mechanism (:mod:`kit.pruning.masks`), choose weights with a criterion
 of :mod:`kit.pruning.criteria` and train with :func:`kit.train.fit`; none has a loop of its own.
 
-* :func:`imp` starts from a trained dense model and runs P prune-retrain phases. Phase i prunes to
+* :func:`imp` starts from a trained dense model and runs P prune-retrain phases (their parts are in
+  :mod:`kit.pruning.phases`, checkpoints in :mod:`kit.runs`). Phase i prunes to
   the cumulative sparsity 1 - (1 - s)^(i/P), i.e. the fraction p = 1 - (1 - s)^(1/P) of the weights
   still alive, and retrains with a schedule of :mod:`kit.pruning.schedules` (one ``fit`` per
   phase, seeded from (seed, phase), so a run resumed from a checkpoint is exactly the same run).
@@ -17,37 +18,44 @@ pruning step (GMP), and the final pruned model (masks attached).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from numbers import Real
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..data import Splits
+from ..runs import Checkpoints, fingerprint_data
 from ..schedules import Constant, Schedule, as_schedule, steps_per_epoch
-from ..seeding import check_seed
-from ..train import Callback, TrainState, evaluate, fit
-from ..validate import check_choice, check_float, check_int
-from .criteria import CRITERIA, check_sparsity, masks_for
-from .masks import apply_masks, copy_model, load_pruned_state_dict, prunable, sparsity_report
-from .schedules import RETRAIN_SCHEDULES, relative_distance, retrain_schedule
-
-CHECKPOINT_FORMAT = "kit.pruning.algorithms/1"
-_CHECKPOINT_NAME = re.compile(r"^imp-phase-(\d+)\.pt$")
+from ..train import Callback, TrainState, fit
+from ..validate import check_float, check_int
+from .criteria import check_sparsity
+from .masks import copy_model, load_pruned_state_dict, sparsity_report
+from .phases import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_PREFIX,
+    PhasedResult,
+    PruneRecord,
+    accuracy,
+    check_pruning_arguments,
+    check_retrain_schedule,
+    check_train_schedule,
+    lr_peak,
+    phase_epochs,
+    phase_seed,
+    phase_sparsity,
+    prune_step,
+    run_fingerprints,
+)
+from .schedules import retrain_schedule
 
 
 @dataclass
-class PhaseResult:
+class PhaseResult(PruneRecord):
     """One prune(-retrain) step: target and achieved sparsity, test accuracy before and after retraining.
 
     ``target_sparsity`` is the cumulative target, ``sparsity`` / ``zeros`` / ``total`` what
@@ -58,15 +66,6 @@ class PhaseResult:
     count that training; ``lr_peak`` is its schedule's largest learning rate (None without one).
     """
 
-    phase: int
-    target_sparsity: float
-    sparsity: float
-    zeros: int
-    total: int
-    pruned_fraction: float
-    distance: float
-    accuracy_pruned: float
-    accuracy: float
     epochs: float
     steps: int
     lr_peak: float | None = None
@@ -79,7 +78,7 @@ class PhaseResult:
 
 
 @dataclass
-class ImpResult:
+class ImpResult(PhasedResult):
     """Per-phase results of :func:`imp`, :func:`bimp` or :func:`gmp`, and the final (masked) model.
 
     ``dense_accuracy`` is the test accuracy just before the first pruning; ``config`` the arguments
@@ -94,20 +93,6 @@ class ImpResult:
     config: dict[str, Any] = field(default_factory=dict)
     resumed_phases: int = field(default=0, compare=False)
 
-    @property
-    def sparsity(self) -> float:
-        """Global sparsity of the final model (0 if nothing was pruned)."""
-        return self.phases[-1].sparsity if self.phases else 0.0
-
-    @property
-    def accuracy(self) -> float:
-        """Test accuracy of the final model."""
-        return self.phases[-1].accuracy if self.phases else self.dense_accuracy
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One plain dict per phase (no histories), ready for a table or a DataFrame."""
-        return [{"method": self.method, **p.row()} for p in self.phases]
-
     def to_dict(self) -> dict[str, Any]:
         """Everything but the model, as plain numbers and strings (for JSON results)."""
         return {"method": self.method, "config": dict(self.config), "dense_accuracy": self.dense_accuracy,
@@ -115,24 +100,7 @@ class ImpResult:
                 "phases": [asdict(p) for p in self.phases]}
 
 
-# ---------------------------------------------------------------- shared helpers
-
-def phase_epochs(retrain_epochs: int, phases: int) -> list[int]:
-    """The retraining budget split into ``phases`` whole epochs, the remainder going to the last phase."""
-    retrain_epochs = check_int(retrain_epochs, "retrain_epochs", low=0)
-    phases = check_int(phases, "phases", low=1)
-    base = retrain_epochs // phases
-    return [base] * (phases - 1) + [retrain_epochs - base * (phases - 1)]
-
-
-def phase_sparsity(target_sparsity: float, phase: int, phases: int) -> float:
-    """Cumulative sparsity after ``phase`` of ``phases``: 1 - (1 - s)^(phase/phases), exactly s at the end."""
-    target_sparsity = check_sparsity(target_sparsity, "target_sparsity")
-    phases = check_int(phases, "phases", low=1)
-    phase = check_int(phase, "phase", low=0, high=phases)
-    # the closed form can miss s by one ulp at the end, and the last phase must land on s itself
-    return target_sparsity if phase == phases else 1.0 - (1.0 - target_sparsity) ** (phase / phases)
-
+# ---------------------------------------------------------------- GMP's schedule
 
 def cubic_sparsity(step: int, *, final_sparsity: float, start_step: int, interval: int, n: int,
                    initial_sparsity: float = 0.0) -> float:
@@ -145,109 +113,6 @@ def cubic_sparsity(step: int, *, final_sparsity: float, start_step: int, interva
     if t == start_step + n * interval:
         return final_sparsity
     return final_sparsity + (initial_sparsity - final_sparsity) * (1 - (t - start_step) / (n * interval)) ** 3
-
-
-def _phase_seed(seed: int, phase: int) -> int:
-    # a seed of its own for every phase: a resumed run retrains each phase exactly as an uninterrupted one
-    return int(np.random.SeedSequence([seed, phase]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def _check_common(model: nn.Module, data: Splits, target_sparsity: float, criterion: str, momentum: float,
-                  weight_decay: float, batch_size: int, seed: int) -> dict[str, Any]:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if not isinstance(data, Splits):
-        raise TypeError(f"data must be kit.data.Splits (from kit.data.load); got {type(data).__name__}")
-    prunable(model)  # raises if there is nothing to prune
-    args = dict(target_sparsity=check_sparsity(target_sparsity, "target_sparsity"),
-                criterion=check_choice(criterion, "criterion", tuple(CRITERIA)),
-                momentum=check_float(momentum, "momentum", low=0.0, high=1.0, high_open=True),
-                weight_decay=check_float(weight_decay, "weight_decay", low=0.0),
-                batch_size=check_int(batch_size, "batch_size", low=1), seed=check_seed(seed))
-    # masks only, nothing applied: a target the criterion cannot reach (uniform_plus on a small model,
-    # a model already pruned further) fails now rather than after hours of retraining
-    masks_for(args["criterion"], model, args["target_sparsity"],
-              **({"seed": 0} if args["criterion"] == "random" else {}))
-    return args
-
-
-def _prune(model: nn.Module, criterion: str, sparsity: float, seed: int) -> tuple[float, float]:
-    """Prune ``model`` to the global ``sparsity``; return (fraction of live weights removed, relative distance)."""
-    before = sparsity_report(model)
-    # a clone: pruning updates an existing mask buffer in place
-    theta = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    kwargs = {"seed": seed} if criterion == "random" else {}
-    apply_masks(model, masks_for(criterion, model, sparsity, **kwargs))
-    after = sparsity_report(model)
-    alive = before.total - before.zeros
-    fraction = (after.zeros - before.zeros) / alive if alive else 0.0
-    return fraction, relative_distance(theta, model)
-
-
-def _accuracy(model: nn.Module, data: Splits, device: str | torch.device | None) -> float:
-    return float(evaluate(model, data.test, device=device)["accuracy"])
-
-
-def _peak(schedule: Schedule, steps: int) -> float:
-    return max(float(schedule(t)) for t in range(steps))
-
-
-def _fingerprint_model(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for key, value in model.state_dict().items():
-        t = value.detach().cpu().contiguous()
-        h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def _fingerprint_schedule(schedule: Schedule, steps: int) -> str:
-    # by its values, not its repr: a lambda's repr holds a memory address that changes between sessions
-    points = range(steps) if steps <= 4096 else sorted({round(i * (steps - 1) / 4095) for i in range(4096)})
-    return hashlib.sha256(",".join(float(schedule(t)).hex() for t in points).encode()).hexdigest()
-
-
-# ---------------------------------------------------------------- checkpoints
-
-def _checkpoints(directory: Path) -> dict[int, Path]:
-    found = {}
-    for path in directory.iterdir() if directory.is_dir() else ():
-        match = _CHECKPOINT_NAME.match(path.name)
-        if match:
-            found[int(match.group(1))] = path
-    return found
-
-
-def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    # write next to the target, then rename: a run killed mid-write leaves the previous checkpoint intact
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_checkpoint(directory: Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    found = _checkpoints(directory)
-    if not found:
-        return None
-    path = found[max(found)]
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"cannot read IMP checkpoint {path}: {err}") from err
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an IMP checkpoint of format {CHECKPOINT_FORMAT!r}")
-    saved = ckpt["config"]
-    differ = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
-    if differ:
-        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {config.get(k)!r}" for k in differ)
-        raise ValueError(f"checkpoint_dir {directory} holds a checkpoint of a different IMP run ({details}); "
-                         "pass the same arguments and starting model to resume, or use another directory")
-    return ckpt
 
 
 # ---------------------------------------------------------------- IMP
@@ -266,47 +131,37 @@ def imp(model: nn.Module, data: Splits, *, target_sparsity: float, phases: int, 
     retraining). With ``checkpoint_dir`` every finished phase is saved, and a second call with the same
     arguments resumes after the last saved phase; a checkpoint of other arguments raises ValueError.
     """
-    args = _check_common(model, data, target_sparsity, criterion, momentum, weight_decay, batch_size, seed)
+    args = check_pruning_arguments(model, data, target_sparsity, criterion, momentum, weight_decay, batch_size, seed)
     s, seed = args["target_sparsity"], args["seed"]
     phases = check_int(phases, "phases", low=1)
     retrain_epochs = check_int(retrain_epochs, "retrain_epochs", low=0)
     if 0 < retrain_epochs < phases:
         raise ValueError(f"retrain_epochs must be 0 (prune only) or at least phases={phases} (one epoch per "
                          f"phase); got {retrain_epochs}")
-    # case-insensitive, as retrain_schedule itself
-    if not (isinstance(schedule, str) and schedule.upper() in RETRAIN_SCHEDULES):
-        check_choice(schedule, "schedule", RETRAIN_SCHEDULES)
-    schedule = schedule.upper()
-    if isinstance(train_schedule, bool) or not (callable(train_schedule) or isinstance(train_schedule, Real)):
-        raise TypeError(f"train_schedule must be a callable step -> lr or a constant lr; "
-                        f"got {type(train_schedule).__name__}")
-    train_schedule = as_schedule(train_schedule, 0.0)
+    schedule = check_retrain_schedule(schedule)
+    train_schedule = check_train_schedule(train_schedule)
     train_steps = check_int(train_steps, "train_steps", low=1)
     for cb in callbacks:
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks must be kit.train.Callback instances; got {type(cb).__name__}")
-    directory = None if checkpoint_dir is None else Path(checkpoint_dir)
-    if directory is not None and directory.exists() and not directory.is_dir():
-        raise NotADirectoryError(f"checkpoint_dir {directory} exists and is not a directory")
+    store = None if checkpoint_dir is None else Checkpoints(checkpoint_dir, prefix=CHECKPOINT_PREFIX,
+                                                            format=CHECKPOINT_FORMAT, kind="IMP")
 
     config = dict(method="imp", target_sparsity=s, phases=phases, retrain_epochs=retrain_epochs,
                   schedule=schedule, criterion=args["criterion"], train_steps=train_steps,
                   momentum=args["momentum"], weight_decay=args["weight_decay"], batch_size=args["batch_size"],
-                  seed=seed, data=repr(data), model_sha256=_fingerprint_model(model),
-                  train_schedule_sha256=_fingerprint_schedule(train_schedule, train_steps))
-    ckpt = None if directory is None else _load_checkpoint(directory, config)
+                  seed=seed, **run_fingerprints(model, data, train_schedule, train_steps))
+    ckpt = None if store is None else store.latest(config)
 
     work = copy_model(model)
     if ckpt is None:
         records: list[PhaseResult] = []
-        dense_accuracy = _accuracy(work, data, device)
+        dense_accuracy = accuracy(work, data.test, device)
     else:
         load_pruned_state_dict(work, ckpt["state_dict"])
         records = [PhaseResult(**r) for r in ckpt["phases"]]
         dense_accuracy = float(ckpt["dense_accuracy"])
     resumed = len(records)
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
 
     epochs = phase_epochs(retrain_epochs, phases)
     spe = steps_per_epoch(len(data.train), args["batch_size"])
@@ -314,31 +169,29 @@ def imp(model: nn.Module, data: Splits, *, target_sparsity: float, phases: int, 
     for i in range(resumed + 1, phases + 1):
         started = time.perf_counter()
         target = phase_sparsity(s, i, phases)
-        fraction, distance = _prune(work, args["criterion"], target, _phase_seed(seed, i))
-        accuracy_pruned = _accuracy(work, data, device)
+        fraction, distance = prune_step(work, args["criterion"], target, phase_seed(seed, i))
+        accuracy_pruned = accuracy(work, data.test, device)
         history, peak, steps = [], None, epochs[i - 1] * spe
         if steps:
             lr_schedule = retrain_schedule(schedule, retrain_steps=steps, train_schedule=train_schedule,
                                            train_steps=train_steps, distance=distance,
                                            # nothing pruned (rounding) means d = 0: any p > 0 gives ALLR its floor
                                            pruned_fraction=fraction if fraction > 0 else 1.0)
-            peak = _peak(lr_schedule, steps)
+            peak = lr_peak(lr_schedule, steps)
             history = fit(work, data.train, epochs=epochs[i - 1], lr=float(lr_schedule(0)), lr_schedule=lr_schedule,
                           momentum=args["momentum"], weight_decay=args["weight_decay"],
                           batch_size=args["batch_size"], val_data=data.val, callbacks=callbacks,
-                          seed=_phase_seed(seed, i), device=device, progress=progress,
+                          seed=phase_seed(seed, i), device=device, progress=progress,
                           desc=f"IMP phase {i}/{phases} ({target:.1%})").records
         report = sparsity_report(work)
         records.append(PhaseResult(phase=i, target_sparsity=target, sparsity=report.sparsity, zeros=report.zeros,
                                    total=report.total, pruned_fraction=fraction, distance=distance,
-                                   accuracy_pruned=accuracy_pruned, accuracy=_accuracy(work, data, device),
+                                   accuracy_pruned=accuracy_pruned, accuracy=accuracy(work, data.test, device),
                                    epochs=epochs[i - 1], steps=steps, lr_peak=peak, history=history,
                                    seconds=time.perf_counter() - started))
-        if directory is not None:
-            state = {k: v.detach().cpu().clone() for k, v in work.state_dict().items()}
-            _save_atomic({"format": CHECKPOINT_FORMAT, "config": config, "phase": i, "state_dict": state,
-                          "dense_accuracy": dense_accuracy, "phases": [asdict(r) for r in records]},
-                         directory / f"imp-phase-{i:03d}.pt")
+        if store is not None:
+            store.save(i, config, {"phase": i, "state_dict": work.state_dict(), "dense_accuracy": dense_accuracy,
+                                   "phases": [asdict(r) for r in records]})
         outer.update(1)
         outer.set_postfix(sparsity=f"{report.sparsity:.3f}", accuracy=f"{records[-1].accuracy:.3f}")
     outer.close()
@@ -376,27 +229,27 @@ class _PruneDuringTraining(Callback):
     def prune_at(self, done: int, state: TrainState) -> None:
         if done not in self.plan:
             return
-        accuracy = _accuracy(state.model, self.data, self.device)
+        test_accuracy = accuracy(state.model, self.data.test, self.device)
         if self.records:
-            self.records[-1].accuracy = accuracy
+            self.records[-1].accuracy = test_accuracy
         else:
-            self.dense_accuracy = accuracy
+            self.dense_accuracy = test_accuracy
         phase, target, steps = self.plan[done]
-        fraction, distance = _prune(state.model, self.criterion, target, _phase_seed(self.seed, phase))
+        fraction, distance = prune_step(state.model, self.criterion, target, phase_seed(self.seed, phase))
         peak = None if self.on_pruned is None else self.on_pruned(done, steps, fraction, distance)
         report = sparsity_report(state.model)
         self.records.append(PhaseResult(phase=phase, target_sparsity=target, sparsity=report.sparsity,
                                         zeros=report.zeros, total=report.total, pruned_fraction=fraction,
-                                        distance=distance, accuracy_pruned=_accuracy(state.model, self.data,
-                                                                                     self.device),
+                                        distance=distance, accuracy_pruned=accuracy(state.model, self.data.test,
+                                                                                    self.device),
                                         accuracy=float("nan"), epochs=steps / self.spe, steps=steps, lr_peak=peak))
 
     def on_fit_end(self, state: TrainState) -> None:
-        accuracy = _accuracy(state.model, self.data, self.device)
+        test_accuracy = accuracy(state.model, self.data.test, self.device)
         if self.records:
-            self.records[-1].accuracy = accuracy
+            self.records[-1].accuracy = test_accuracy
         else:
-            self.dense_accuracy = accuracy
+            self.dense_accuracy = test_accuracy
 
 
 class _PruneAtEpochs(_PruneDuringTraining):
@@ -421,7 +274,7 @@ def bimp(model: nn.Module, data: Splits, *, target_sparsity: float, total_epochs
     restarts with ALLR (10% warm-up, linear to 0, peak scaled by how far pruning moved the weights;
     its lower bound takes the dense part as the original training).
     """
-    args = _check_common(model, data, target_sparsity, criterion, momentum, weight_decay, batch_size, seed)
+    args = check_pruning_arguments(model, data, target_sparsity, criterion, momentum, weight_decay, batch_size, seed)
     s, seed = args["target_sparsity"], args["seed"]
     lr = check_float(lr, "lr", low=0.0, low_open=True)
     total_epochs = check_int(total_epochs, "total_epochs", low=2)
@@ -443,7 +296,7 @@ def bimp(model: nn.Module, data: Splits, *, target_sparsity: float, total_epochs
         segment = retrain_schedule("ALLR", retrain_steps=steps, train_schedule=original, train_steps=dense_steps,
                                    distance=distance, pruned_fraction=fraction if fraction > 0 else 1.0)
         lr_schedule.add(start, segment)
-        return _peak(segment, steps)
+        return lr_peak(segment, steps)
 
     work = copy_model(model)
     pruner = _PruneAtEpochs(data, args["criterion"], seed, device, plan, spe, on_pruned=restart)
@@ -454,7 +307,7 @@ def bimp(model: nn.Module, data: Splits, *, target_sparsity: float, total_epochs
     config = dict(method="bimp", target_sparsity=s, total_epochs=total_epochs, dense_epochs=dense_epochs,
                   interval_epochs=interval_epochs, intervals=n, lr=lr, criterion=args["criterion"],
                   momentum=args["momentum"], weight_decay=args["weight_decay"], batch_size=args["batch_size"],
-                  seed=seed, data=repr(data))
+                  seed=seed, data_sha256=fingerprint_data(data))
     return ImpResult("bimp", pruner.records, work, pruner.dense_accuracy, config)
 
 
@@ -472,7 +325,7 @@ def gmp(model: nn.Module, data: Splits, *, target_sparsity: float, epochs: int, 
     (``end_epoch``, default ``epochs``). Without ``lr_schedule`` the learning rate warms up for 10% of
     the run and then falls linearly from ``lr`` to 0.
     """
-    args = _check_common(model, data, target_sparsity, criterion, momentum, weight_decay, batch_size, seed)
+    args = check_pruning_arguments(model, data, target_sparsity, criterion, momentum, weight_decay, batch_size, seed)
     s, seed = args["target_sparsity"], args["seed"]
     lr = check_float(lr, "lr", low=0.0, low_open=True)
     epochs = check_int(epochs, "epochs", low=1)
@@ -505,9 +358,8 @@ def gmp(model: nn.Module, data: Splits, *, target_sparsity: float, epochs: int, 
     config = dict(method="gmp", target_sparsity=s, epochs=epochs, start_epoch=start_epoch, end_epoch=end_epoch,
                   interval_steps=delta, pruning_steps=n, lr=lr, criterion=args["criterion"],
                   momentum=args["momentum"], weight_decay=args["weight_decay"], batch_size=args["batch_size"],
-                  seed=seed, data=repr(data))
+                  seed=seed, data_sha256=fingerprint_data(data))
     return ImpResult("gmp", pruner.records, work, pruner.dense_accuracy, config)
 
 
-__all__ = ["CHECKPOINT_FORMAT", "ImpResult", "PhaseResult", "bimp", "cubic_sparsity", "gmp", "imp",
-           "phase_epochs", "phase_sparsity"]
+__all__ = ["ImpResult", "PhaseResult", "bimp", "cubic_sparsity", "gmp", "imp"]

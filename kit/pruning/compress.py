@@ -177,6 +177,14 @@ def _dense_counts(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, 
         _prunable_weights(model, nonzero=False)
 
 
+def _start(model: nn.Module, input_shape: Sequence[int] | int, retrain: Retrain | None
+           ) -> tuple[tuple[int, ...], tuple[int, int, int], nn.Module]:
+    """Checked input shape and retraining, the dense model's counts, and the copy to compress."""
+    shape = _check_input_shape(input_shape)
+    _check_retrain(retrain)
+    return shape, _dense_counts(model, shape), copy_model(model)
+
+
 # ---------------------------------------------------------------------------------------------- unstructured
 
 def prune_global(model: nn.Module, sparsity: float, *, input_shape: Sequence[int] | int,
@@ -184,10 +192,7 @@ def prune_global(model: nn.Module, sparsity: float, *, input_shape: Sequence[int
     """Global magnitude pruning of a copy to ``sparsity`` (masks kept), optionally retrained; input untouched."""
     sparsity = check_sparsity(sparsity)
     prunable(model, types)
-    shape = _check_input_shape(input_shape)
-    _check_retrain(retrain)
-    dense = _dense_counts(model, shape)
-    pruned = copy_model(model)
+    shape, dense, pruned = _start(model, input_shape, retrain)
     apply_masks(pruned, global_magnitude_masks(pruned, sparsity, types))
     return _finish(pruned, "global magnitude", dense, shape, retrain, {"target_sparsity": sparsity})
 
@@ -243,10 +248,7 @@ def prune_filters(model: nn.Module, fraction: float, *, input_shape: Sequence[in
     if not targets:
         hint = "" if linear else "; for an MLP use linear=True (prunes neurons)"
         raise ValueError(f"model has no layers to filter-prune (Conv2d{', hidden Linear' if linear else ''}){hint}")
-    shape = _check_input_shape(input_shape)
-    _check_retrain(retrain)
-    dense = _dense_counts(model, shape)
-    pruned = copy_model(model)
+    shape, dense, pruned = _start(model, input_shape, retrain)
     modules = dict(pruned.named_modules())
     norms = _following_norms(pruned, {n: modules[n] for n in targets})
     weight_masks, bias_masks, norm_masks, removed_by_layer = {}, {}, {}, {}
@@ -345,10 +347,7 @@ def svd_split(model: nn.Module, sparsity: float | None = None, *, input_shape: S
         worst = min(bounds, key=bounds.get)
         if rank > bounds[worst]:
             raise ValueError(f"rank must lie in [1, {bounds[worst]}] (the rank bound of layer {worst!r}); got {rank}")
-    shape = _check_input_shape(input_shape)
-    _check_retrain(retrain)
-    dense = _dense_counts(model, shape)
-    result = copy_model(model)
+    shape, dense, result = _start(model, input_shape, retrain)
     modules = dict(result.named_modules())
     ranks, skipped = {}, [n for n, m in layers if (isinstance(m, nn.Conv2d) and m.groups != 1) or n in keep]
     for name, _ in targets:

@@ -1,4 +1,4 @@
-"""Plotly figure factories shared by every notebook (one helper per kind of plot).
+"""Plotly figure factories every notebook uses (one helper per kind of plot).
 
 :func:`use_offline_renderer` makes executed notebooks carry their figures with plotly.js embedded
 once (no CDN), so the HTML reports show them offline.
@@ -6,7 +6,6 @@ once (no CDN), so the HTML reports show them offline.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -18,8 +17,8 @@ from plotly.io._base_renderers import NotebookRenderer
 from plotly.subplots import make_subplots
 from torch import nn
 
-from .train import History
-from .validate import check_choice, check_int
+from ..train import History
+from ..validate import check_choice, check_int
 
 TEMPLATE = "plotly_white"
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -45,11 +44,13 @@ def use_offline_renderer() -> str:
     return OFFLINE_RENDERER
 
 
-def _color(i: int) -> str:
+def color(i: int) -> str:
+    """The kit's i-th line color (cycling)."""
     return COLORS[i % len(COLORS)]
 
 
-def _rgba(hex_color: str, alpha: float) -> str:
+def rgba(hex_color: str, alpha: float) -> str:
+    """A '#rrggbb' color as a plotly 'rgba(r,g,b,alpha)' string (for bands and fills)."""
     r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
@@ -79,7 +80,7 @@ def training_curves(histories: History | Mapping[str, History],
     for i, (label, h) in enumerate(runs.items()):
         for j, m in enumerate(metrics):
             fig.add_trace(go.Scatter(x=h["epoch"], y=h[m], mode="lines+markers", name=label,
-                                     legendgroup=label, showlegend=j == 0, line={"color": _color(i)}),
+                                     legendgroup=label, showlegend=j == 0, line={"color": color(i)}),
                           row=1, col=j + 1)
         for j in range(len(metrics)):
             fig.update_xaxes(title_text="epoch", row=1, col=j + 1)
@@ -107,13 +108,13 @@ def band_curves(x: Sequence[float], ys: Mapping[str, Sequence[Sequence[float]]],
         mean, std = mean_and_spread(values)
         if mean.shape != x.shape:
             raise ValueError(f"ys[{label!r}] has {mean.shape[0]} points per seed but x has {x.shape[0]}")
-        color = _color(i)
+        line_color = color(i)
         fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                                 fill="toself", fillcolor=_rgba(color, 0.18), line={"width": 0},
+                                 fill="toself", fillcolor=rgba(line_color, 0.18), line={"width": 0},
                                  hoverinfo="skip", showlegend=False, legendgroup=label))
         n = np.asarray(values).shape[0]
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers", name=f"{label} (n={n})",
-                                 legendgroup=label, line={"color": color}))
+                                 legendgroup=label, line={"color": line_color}))
     fig.update_layout(template=TEMPLATE, title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=380)
     if log_x:
         fig.update_xaxes(type="log")
@@ -130,7 +131,7 @@ def lines(x: Sequence[float], ys: Mapping[str, Sequence[float]], *, xlabel: str,
         if len(y) != len(x):
             raise ValueError(f"ys[{label!r}] has {len(y)} values but x has {len(x)}")
         fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers" if markers else "lines", name=label,
-                                 line={"color": _color(i)}))
+                                 line={"color": color(i)}))
     fig.update_layout(template=TEMPLATE, title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=360)
     if log_y:
         fig.update_yaxes(type="log")
@@ -146,7 +147,7 @@ def bars(categories: Sequence[str], series: Mapping[str, Sequence[float]], *, xl
     for i, (label, values) in enumerate(series.items()):
         if len(values) != len(categories):
             raise ValueError(f"series[{label!r}] has {len(values)} values but there are {len(categories)} categories")
-        fig.add_trace(go.Bar(x=list(categories), y=list(values), name=label, marker_color=_color(i)))
+        fig.add_trace(go.Bar(x=list(categories), y=list(values), name=label, marker_color=color(i)))
     fig.update_layout(template=TEMPLATE, title=title, xaxis_title=xlabel, yaxis_title=ylabel, height=380,
                       barmode="group")
     if log_y:
@@ -187,7 +188,7 @@ def weight_histogram(weights: nn.Module | Mapping[str, torch.Tensor] | torch.Ten
     fig = go.Figure()
     for i, (label, values) in enumerate(groups.items()):
         centres, counts = histogram_counts(values, bins, (lo, hi) if hi > lo else None)
-        fig.add_trace(go.Bar(x=centres, y=counts, name=label, opacity=0.6, marker_color=_color(i)))
+        fig.add_trace(go.Bar(x=centres, y=counts, name=label, opacity=0.6, marker_color=color(i)))
     fig.update_layout(template=TEMPLATE, title=title, barmode="overlay", bargap=0, xaxis_title="weight value",
                       yaxis_title="count", height=360)
     if log_y:
@@ -270,65 +271,8 @@ def sweep_chart(param: str, values: Sequence, results: Mapping[str, Sequence[flo
     x = list(values) if numeric else [str(v) for v in values]
     for i, name in enumerate(names):
         fig.add_trace(go.Scatter(x=x, y=list(results[name]), mode="lines+markers", name=name,
-                                 line={"color": _color(i)}), row=i + 1, col=1)
+                                 line={"color": color(i)}), row=i + 1, col=1)
     fig.update_xaxes(title_text=param, row=len(names), col=1)
     fig.update_layout(template=TEMPLATE, height=220 * len(names) + 80, showlegend=False,
                       title=f"sweep over {param}")
-    return fig
-
-
-def _box(fig: go.Figure, xref: str, yref: str, x: float, y: float, text: str, color: str, width: float) -> None:
-    fig.add_shape(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - 0.07, y1=y + 0.07, xref=xref, yref=yref,
-                  line={"color": color, "width": 2}, fillcolor=_rgba(color, 0.12))
-    fig.add_annotation(x=x, y=y, text=text, showarrow=False, xref=xref, yref=yref, font={"size": 12})
-
-
-def _arrow(fig: go.Figure, xref: str, yref: str, x0: float, y0: float, x1: float, y1: float, color: str) -> None:
-    fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref=xref, yref=yref, axref=xref, ayref=yref, text="",
-                       showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.6, arrowcolor=color)
-
-
-def exchange_diagram(panels: Mapping[str, Mapping[str, str]], *, clients: int = 5, attackers: int = 1,
-                     title: str | None = None) -> go.Figure:
-    """Hub-and-spoke schemes side by side: a server, its clients (the last ``attackers`` drawn as attackers),
-    what every client sends up and what comes back down (e.g. FedAvg against FedDistill).
-
-    Each panel maps ``server``, ``up``, ``down`` and ``attack`` (what an attacker can send) to a label, and
-    optionally ``shared`` (data every party sees, drawn beside the server).
-    """
-    if not isinstance(panels, Mapping) or not panels:
-        raise TypeError("panels must be a non-empty mapping title -> {'server', 'up', 'down', 'attack'[, 'shared']}")
-    clients = check_int(clients, "clients", low=1)
-    attackers = check_int(attackers, "attackers", low=0, high=clients)
-    for name, panel in panels.items():
-        missing = [k for k in ("server", "up", "down", "attack") if k not in panel]
-        if missing:
-            raise ValueError(f"panel {name!r} lacks {', '.join(missing)}")
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.06)
-    xs = np.linspace(0.1, 0.9, clients)
-    honest, attacker = COLORS[0], COLORS[1]
-    for col, panel in enumerate(panels.values(), start=1):
-        ref = "" if col == 1 else str(col)
-        xref, yref = f"x{ref}", f"y{ref}"
-        box = functools.partial(_box, fig, xref, yref)
-        arrow = functools.partial(_arrow, fig, xref, yref)
-        box(0.5, 0.85, panel["server"], COLORS[2], 0.5)
-        if "shared" in panel:
-            fig.add_annotation(x=0.5, y=0.5, text=f"<i>{panel['shared']}</i>", showarrow=False, xref=xref,
-                               yref=yref, font={"size": 11, "color": COLORS[7]}, bgcolor="white")
-        for i, x in enumerate(xs):
-            bad = i >= clients - attackers
-            color = attacker if bad else honest
-            box(x, 0.12, "attacker" if bad else f"client {i + 1}", color, 0.8 / clients * 0.9)
-            arrow(x, 0.2, 0.5 + (x - 0.5) * 0.35, 0.77, color)  # up to the server
-            arrow(0.5 + (x - 0.5) * 0.5, 0.77, x + 0.03, 0.2, _rgba(COLORS[7], 0.35))  # back down
-        fig.add_annotation(x=0.02, y=0.62, xref=xref, yref=yref, text=f"↑ {panel['up']}", showarrow=False,
-                           xanchor="left", font={"color": honest, "size": 11}, bgcolor="white")
-        fig.add_annotation(x=0.98, y=0.62, xref=xref, yref=yref, text=f"↓ {panel['down']}", showarrow=False,
-                           xanchor="right", font={"color": COLORS[7], "size": 11}, bgcolor="white")
-        fig.add_annotation(x=0.5, y=-0.04, xref=xref, yref=yref, text=f"attacker: {panel['attack']}",
-                           showarrow=False, font={"color": attacker, "size": 11})
-        fig.update_xaxes(visible=False, range=[0, 1], row=1, col=col)
-        fig.update_yaxes(visible=False, range=[-0.1, 1], row=1, col=col)
-    fig.update_layout(template=TEMPLATE, title=title, height=380, showlegend=False, margin={"l": 10, "r": 10})
     return fig

@@ -1,0 +1,137 @@
+"""Training a phase's ingredients: one after another in this process, or in a pool of spawned processes.
+
+The sequential path is the reference. ``workers > 1`` is the speed path: each worker process has
+one intra-op thread; data and models travel as bytes (no shared memory). Its results equal the
+sequential ones whenever the sequential run also uses one intra-op thread (CPU kernels may sum in
+an order that depends on the thread count); a test checks it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import multiprocessing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..data import Splits
+from ..pruning import copy_model, refresh_masked
+from ..train import Callback, TrainState, fit
+
+
+class TableSchedule:
+    """A schedule given by its values at steps 0..n-1 (the last value after): exact, and picklable for workers."""
+
+    def __init__(self, values: Sequence[float]) -> None:
+        self.values = tuple(float(v) for v in values)
+
+    def __call__(self, step: int) -> float:
+        return self.values[min(step, len(self.values) - 1)]
+
+
+class StopAfter(Callback):
+    """Ends ``fit`` after ``steps`` optimizer steps (retraining lengths that are not whole epochs)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def after_step(self, state: TrainState) -> None:
+        if state.step + 1 >= self.steps:  # state.step counts the steps before this one
+            state.stop = True
+
+
+@dataclass(frozen=True)
+class IngredientTask:
+    """How to retrain one ingredient: its varied value, batch seed, step count, learning rate per step, settings."""
+
+    index: int
+    value: float
+    seed: int
+    steps: int
+    epochs: int
+    lrs: tuple[float, ...]
+    weight_decay: float
+    momentum: float
+    batch_size: int
+    desc: str
+
+
+def train_ingredient(model: nn.Module, train: Dataset, val: Dataset, task: IngredientTask,
+                     device: str | torch.device | None, progress: bool) -> list[dict[str, float]]:
+    """Retrain ``model`` in place with kit.train.fit as ``task`` says; the per-epoch history."""
+    return fit(model, train, epochs=task.epochs, lr=task.lrs[0], lr_schedule=TableSchedule(task.lrs),
+               momentum=task.momentum, weight_decay=task.weight_decay, batch_size=task.batch_size, val_data=val,
+               callbacks=[StopAfter(task.steps)], seed=task.seed, device=device, progress=progress,
+               desc=task.desc).records
+
+
+def _dumps(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _loads(payload: bytes) -> Any:
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)  # our own bytes
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(payload: bytes) -> None:
+    # one intra-op thread per worker: m workers share the cores, and the sums match a one-thread run
+    torch.set_num_threads(1)
+    _WORKER.update(_loads(payload))
+
+
+def _train_in_worker(model_payload: bytes, task: IngredientTask) -> bytes:
+    model = _loads(model_payload)
+    history = train_ingredient(model, _WORKER["train"], _WORKER["val"], task, _WORKER["device"], progress=False)
+    return _dumps({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "history": history})
+
+
+class IngredientTrainer:
+    """Trains a phase's ingredients one after another, or in a pool of spawned processes (created on first use)."""
+
+    def __init__(self, data: Splits, workers: int, device: str | torch.device | None, progress: bool) -> None:
+        self.data, self.workers, self.device, self.progress = data, workers, device, progress
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def run(self, work: nn.Module, tasks: list[IngredientTask]) -> list[tuple[nn.Module, list[dict[str, float]]]]:
+        """One retrained copy of ``work`` (and its history) per task, in task order."""
+        if self.workers == 1 or len(tasks) == 1:
+            out = []
+            for task in tasks:
+                model = copy_model(work)
+                history = train_ingredient(model, self.data.train, self.data.val, task, self.device, self.progress)
+                out.append((model, history))
+            return out
+        if self.pool is None:
+            payload = _dumps({"train": self.data.train, "val": self.data.val, "device": self.device})
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(payload,))
+        model_payload = _dumps(copy_model(work).cpu())
+        futures = [self.pool.submit(_train_in_worker, model_payload, task) for task in tasks]
+        out = []
+        for future in futures:
+            result = _loads(future.result())
+            model = copy_model(work)
+            model.load_state_dict(result["state_dict"])
+            refresh_masked(model)
+            out.append((model, result["history"]))
+        return out
+
+    def close(self) -> None:
+        """Shut the worker pool down (if one was started)."""
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+
+__all__ = ["IngredientTask", "IngredientTrainer", "StopAfter", "TableSchedule", "train_ingredient"]
