@@ -98,7 +98,7 @@ kit.plots.band_curves(list(range(1, epochs + 1)), curves, xlabel="epoch", ylabel
 # %% [markdown]
 # The L1 ball is the odd one out: its vertices move a single weight per step, far too few for a
 # network with 266k weights (22.5% at the cpu budget). L2, k-sparse and L-inf come within half a
-# point of SGD; the k-support ball (vertices on 5% of each layer's entries) trails by 1.6 points at
+# point of SGD; the k-support ball (vertices on 5% of each layer's entries) trails by 1.3 points at
 # the cpu budget, within 2.
 #
 # ## The region shapes the weights
@@ -135,7 +135,7 @@ kit.plots.band_curves(list(range(1, epochs + 1)),
 # sweep (regions x rescaling modes) is within 1.5 points of SGD, mean of 3 seeds.
 # Measured at the cpu budget (`bench/frank_wolfe.py`, 10 epochs, seeds 0-2): SGD 93.9%;
 # **SFW over the L2 ball with gradient rescaling 93.6%**, L-inf ball 93.5%, k-sparse polytope 93.5%,
-# k-support ball 92.3%, L1 ball 22.5%; L2 with diameter rescaling 86.6%, without rescaling 86.0%.
+# k-support ball 92.6%, L1 ball 22.5%; L2 with diameter rescaling 86.6%, without rescaling 86.0%.
 # With tight regions (width 1), 34% of the L-inf model's first-layer weights sit within 10% of +-r
 # and 83% of the k-sparse model's are near zero (SGD: 0% and 6%).
 

@@ -97,8 +97,8 @@ kit.plots.weight_histogram({label: next(mlp_runs[label][0].model.parameters()).d
 # Pruned without retraining, the k-support SFW model keeps markedly more accuracy than SGD with
 # weight decay at 95% and 98% sparsity, while its dense accuracy stays within 1.5 points of SGD's.
 # Measured at the cpu budget (`bench/compression.py`, 10 epochs, seeds 0-2): dense SGD 93.9%,
-# k-support 93.4%; at 90% sparsity SGD 92.3% vs k-support 93.1%; **at 95%: 88.7% vs 92.0%; at
-# 98%: 68.1% vs 85.2%**. The gap grows with sparsity. Among the baselines, the L1 penalty
+# k-support 93.6%; at 90% sparsity SGD 92.3% vs k-support 93.1%; **at 95%: 88.7% vs 91.6%; at
+# 98%: 68.1% vs 84.6%**. The gap grows with sparsity. Among the baselines, the L1 penalty
 # (strength 3e-4) is the most robust at 98% (89.8%) but costs 1.9 points dense (92.0%); SFW in
 # the k-sparse polytope (k = 5%) keeps 86.7% at 98%; prox-SGD (77.5%), group lasso, SFW in the L2
 # ball and the nuclear-norm penalty fall like SGD.
@@ -139,11 +139,11 @@ kit.plots.band_curves(list(cx.FILTER_FRACTIONS), filters.curves(), xlabel="fract
 # k-support balls. **Unstructured:** the k-sparse polytope holds up best (92.9% at 90% sparsity,
 # 84.6% at 95%; SGD 76.1% and 41.4%). The unstructured k-support ball does *not* carry over to this
 # CNN: global magnitude pruning compares weights across layers, the head holds three quarters of
-# the weights, and past 80% sparsity the k-support model's conv layers are pruned away (33.4% at
+# the weights, and past 80% sparsity the k-support model's conv layers are pruned away (34.3% at
 # 90%). **Filters:** the group-lasso penalty (strength 1e-2) is the most robust, 89.1% with half
 # of each layer's filters removed and 81.8% at three quarters (SGD 82.4% and 45.0%); the group
 # k-support ball keeps its accuracy with a quarter of the filters removed (90.4%) but drops to
-# 77.6% at half. At this scale and with these settings it does not beat the penalty; the paper's
+# 77.5% at half. At this scale and with these settings it does not beat the penalty; the paper's
 # setting (ResNets on CIFAR, long training) is the `gpu` budget's.
 
 # %%
@@ -170,15 +170,15 @@ kit.plots.table(low_rank.rows(), title="MLP, truncated SVD (output layer kept)")
 
 # %% [markdown]
 # Measured at the cpu budget: removing up to 90% of each hidden layer's rank costs no method
-# anything (92.6-93.7%); at 95% and 98% they all drop alike (84.5-85.8%, then 36-39%). On
+# anything (92.9-93.8%); at 95% and 98% they all drop alike (84.5-85.6%, then 36-39%). On
 # accuracy the spectral k-support ball does not beat SGD or the nuclear penalty here; it matches
 # the penalty at a fraction of its compute.
 #
 # The compute per step: one optimizer step on the MLP (the gradients of one batch), median of
 # repeated steps. The nuclear penalty pays a full SVD per layer per step; the spectral k-support
 # step only the top-k singular triplets (warm-started block power iterations). Measured
-# (`bench/compression.py`): 3.1 ms against 20.4 ms per step, a ratio of 0.15 (SGD: 0.1 ms); the
-# LMO alone costs 0.15 of a full SVD of the 300x784 layer.
+# (`bench/compression.py`): 2.5 ms against 20.0 ms per step, a ratio of 0.12 (SGD: 0.08 ms); the
+# LMO alone costs 0.17 of a full SVD of the 300x784 layer.
 
 # %%
 batch = next(iter(data.loaders(batch_size=128)["train"]))

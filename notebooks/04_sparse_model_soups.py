@@ -240,5 +240,5 @@ kit.widgets.panel(soup_one, interactive=interactive, title="SMS: ingredients, wh
 #   `recalibrate_batchnorm`, `interpolate`, `expected_calibration_error`, `soup_gmp` (soups on GMP).
 # - `workers=m` trains the m ingredients of a phase in m processes (one thread each) and gives the
 #   same soup as `workers=1`. It pays off only for long retraining on many cores: on this 2-core
-#   machine three ingredients of 2 epochs took 10.6 s with 2 workers against 8.4 s sequentially
+#   machine three ingredients of 2 epochs took 9.4 s with 2 workers against 6.2 s sequentially
 #   (`bench/soups.py`; starting processes and shipping the data cost more than the second core saves).

@@ -85,7 +85,7 @@ print(f"magnitude {sparsity:.0%}: perplexity {pruned_ppl:.1f} (pruned in {prune_
 # Held-out perplexity of each criterion at several sparsities (log scale). Magnitude looks only at
 # the weights; Wanda also at how large each input feature is on calibration text; SparseGPT moves
 # the remaining weights to make up for the removed ones. At the `cpu` budget SparseGPT runs at 50%
-# only here (it takes about a minute per pruning on two cores); bench/perp.py runs every cell.
+# only here (it takes about half a minute per pruning on two cores); bench/perp.py runs every cell.
 # Wanda's whole rule, per weight matrix:
 
 # %%
@@ -184,32 +184,32 @@ kit.plots.table(cost, title=f"cost per step, {cost_steps} steps each (bench/perp
 # | held-out perplexity | 30% | 50% | 70% | 2:4 |
 # |---|---|---|---|---|
 # | magnitude | 64.5 | 363.6 | 53,355 | 947.3 |
-# | Wanda | 46.9 | 70.6 | 344.9 | 143.5 |
-# | SparseGPT | 46.6 | 61.3 | 127.0 | 84.2 |
+# | Wanda | 47.0 | 70.6 | 360.7 | 144.2 |
+# | SparseGPT | 46.3 | 61.4 | 144.3 | 82.6 |
 #
 # Dense: 42.2; random at 50%: 3.2 x 10^7.
 #
 # - **Wanda and SparseGPT beat magnitude before any retraining**, at every sparsity and at 2:4
-#   (at 50%: 70.6 and 61.3 against 363.6).
+#   (at 50%: 70.6 and 61.4 against 363.6).
 # - **PERP recovers most of the gap.** Magnitude at 50% goes from 363.6 to 71.1 after 150 PERP steps:
 #   91% of the gap to the dense model is closed. The same PERP run also lowers the dense model's
 #   perplexity (42.2 to 33.7), because the model adapts to Shakespeare. Measured against that
 #   retrained dense model, 89% of the gap is closed. The pruned model is still about twice as
-#   perplexed as the dense one retrained the same way. Wanda + PERP: 70.7 to 45.9.
+#   perplexed as the dense one retrained the same way. Wanda + PERP: 70.6 to 45.8.
 # - **What a PERP step costs against full retraining** (same process, 8 steps each):
 #
 #   | | PERP | full retraining | ratio |
 #   |---|---|---|---|
-#   | time per step | 2.8 s | 3.7 s | 0.77 |
-#   | memory added by training | 1.5 GiB | 2.6 GiB | 0.58 |
-#   | process peak | 4.1 GiB | 5.2 GiB | 0.79 |
+#   | time per step | 3.1 s | 4.1 s | 0.75 |
+#   | memory added by training | 1.6 GiB | 2.6 GiB | 0.60 |
+#   | process peak | 4.1 GiB | 5.1 GiB | 0.80 |
 #
 #   The target of at most 0.6 is met for the memory training adds, not for the process peak. The
 #   process also holds the model (0.5 GiB), its float masks (0.4 GiB), the dense reference copy and
 #   the libraries. At 135 M parameters, the activations are as large as the gradients and AdamW
 #   moments that PERP saves: the logits over a 49,152-token vocabulary alone are 100 MB per copy.
-#   Activation checkpointing lowers both runs: the memory training adds falls to 0.48 of full
-#   retraining, and the process peak to 0.76. The saved state grows with the parameter count, and
+#   Activation checkpointing lowers both runs: the memory training adds falls to 0.52 of full
+#   retraining, and the process peak to 0.77. The saved state grows with the parameter count, and
 #   the activations only with the width, so the ratio falls for larger models.
 
 # %% [markdown]

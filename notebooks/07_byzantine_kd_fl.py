@@ -209,34 +209,34 @@ kit.plots.table(scores, title="Filter outlier scores, round 1")
 
 # %% [markdown]
 # ## At the cpu budget (bench/federated.py, 3 seeds, 10 rounds)
-# - **Naive attacks.** At 30% attackers, FedDistill under random one-hot predictions keeps 88.0%
-#   (attack-free 88.2%). FedAvg under Gaussian updates falls from 90.5% to 76.1%.
-# - **LMA against the mean degrades, then collapses at one half.** The mean gives 79.5% at 30%
-#   LMA attackers and 69.1% at 40%, against 88.2% attack-free: a clear loss, not a collapse. At 50%
-#   it falls to 49.0%, and so does everything else: median 39.2%, Filter 9.4%, ExpGuard 8.3%,
+# - **Naive attacks.** At 30% attackers, FedDistill under random one-hot predictions keeps 88.2%
+#   (attack-free 87.9%). FedAvg under Gaussian updates falls from 90.6% to 76.5%.
+# - **LMA against the mean degrades, then collapses at one half.** The mean gives 81.2% at 30%
+#   LMA attackers and 69.6% at 40%, against 87.9% attack-free: a clear loss, not a collapse. At 50%
+#   it falls to 48.4%, and so does everything else: median 31.4%, Filter 4.4%, ExpGuard 5.6%,
 #   geometric median 1.6%. The margin rule explains it: after round 3 the attack flips the label
-#   the server is taught on 3-6% of the public samples at 30%, 15-22% at 40%, and 100% at 50%.
-# - **LMA and CPA at 30%.** Median, geometric median and Filter all hold (88.3-89.0%). CPA costs
-#   the mean as much as LMA (80.6%). ExpGuard on the mean gives 89.2% (LMA) and 88.8% (CPA); the
-#   attackers' total weight falls to 0.10, 0.027 and 0.007 after rounds 1-3, a factor of about 4
-#   per round, and below 10^-5 from round 8 on. It is insensitive to eta between 0.5 and 5 (89.4%
-#   to 88.9%); at eta = 0.5 the attackers keep 1.2% of the weight after 10 rounds.
-# - **Where Filter breaks and ExpGuard holds: IID, 40% attackers.** Under LMA, Filter gives 69.1%
-#   (exactly the mean, see above), ExpGuard 89.4% (attackers' weight 0.001). Under CPA, Filter
-#   69.5%, ExpGuard 89.1%. The median (89.5%, 88.6%) and the geometric median (88.6%, 88.1%) hold too.
+#   the server is taught on 2-7% of the public samples at 30%, 13-22% at 40%, and 100% at 50%.
+# - **LMA and CPA at 30%.** Median, geometric median and Filter all hold (88.0-89.2%). CPA costs
+#   the mean about as much as LMA (78.9%). ExpGuard on the mean gives 88.6% (LMA) and 88.4% (CPA); the
+#   attackers' total weight falls to 0.097, 0.027 and 0.006 after rounds 1-3, a factor of about 4
+#   per round, and below 10^-5 from round 8 on. It is insensitive to eta between 0.5 and 5 (89.0%
+#   to 88.2%); at eta = 0.5 the attackers keep 1.2% of the weight after 10 rounds.
+# - **Where Filter breaks and ExpGuard holds: IID, 40% attackers.** Under LMA, Filter gives 67.6%
+#   (no better than the mean's 69.6%), ExpGuard 89.3% (attackers' weight 0.001). Under CPA, Filter
+#   65.8%, ExpGuard 89.3%. The median (88.8%, 89.1%) and the geometric median (88.3%, 88.1%) hold too.
 # - **Where ExpGuard breaks: hiding.** Hiding LMA at 40% (IID) is the weakest attack on the plain
-#   mean (84.6%) but beats every defence: median 81.8%, geometric median 78.4%, Filter 80.0%,
-#   ExpGuard 81.1% on the mean and 75.5% on the median. Hiding attackers send honest clients'
-#   vectors, so ExpGuard *raises* their weight: 0.67 of the total on the mean, 0.99 on the median
+#   mean (84.3%) but beats every defence: median 81.1%, geometric median 79.2%, Filter 80.4%,
+#   ExpGuard 82.0% on the mean and 75.2% on the median. Hiding attackers send honest clients'
+#   vectors, so ExpGuard *raises* their weight: 0.66 of the total on the mean, 0.99 on the median
 #   (their share of the clients is 0.4). In round 1 Filter scores LMA's attackers 0.81 against 0.35
-#   for honest clients; hiding attackers score 0.19 against 0.15: they are no longer outliers.
-# - **Non-IID (Dirichlet 0.3), 40% attackers: everything breaks, ExpGuard worse.** The attack-free
-#   run reaches 76.3%. Under LMA: mean 54.2%, median 73.1%, Filter 42.7%, ExpGuard 44.3%; under
-#   CPA: 38.7%, 71.5%, 35.9%, 46.4%; under hiding LMA: 48.4%, 26.6%, 22.2%, 20.0%. The honest clients
-#   disagree with one another more than the coordinated attackers disagree with the aggregate, so
-#   ExpGuard gives the attackers 0.43 (LMA, CPA) and 0.97 (hiding) of the weight, on average over
-#   seeds; seeds differ widely (ExpGuard under LMA: 0.0% to 69.5%). The median is the most robust
-#   here against LMA and CPA.
+#   for honest clients; hiding attackers score 0.18 against 0.15: they are no longer outliers.
+# - **Non-IID (Dirichlet 0.3), 40% attackers: the mean, Filter and ExpGuard break; the median holds
+#   best.** The attack-free run reaches 76.9%. Under LMA: mean 54.5%, median 76.9%, Filter 48.4%,
+#   ExpGuard 44.7%; under CPA: 39.3%, 73.5%, 28.9%, 47.7%; under hiding LMA: 48.5%, 27.7%, 24.9%,
+#   19.7%. The honest clients disagree with one another more than the coordinated attackers disagree
+#   with the aggregate, so ExpGuard gives the attackers 0.44 (LMA) and 0.43 (CPA) and 0.98 (hiding)
+#   of the weight, on average over seeds; seeds differ widely (ExpGuard under LMA: 0.1% to 69.3%).
+#   The median is the most robust here against LMA and CPA; hiding breaks it too.
 # - **Summary.** At this scale (MNIST-5k, 10 clients, an MLP), the paper's headline holds where the
 #   honest clients agree: LMA and CPA break the mean and, from 40% on, Filter, and ExpGuard restores
 #   the attack-free accuracy while the attackers' weight vanishes within a few rounds. It does not

@@ -32,7 +32,7 @@ def test_regions_other_than_l1_come_close_to_sgd_and_l1_fails(accuracies):
     sgd = statistics.mean(accuracies[fwx.SGD.label])
     for label in ("SFW L2 ball", "SFW L-inf ball", "SFW k-sparse polytope"):
         assert sgd - statistics.mean(accuracies[label]) <= 0.005, (label, accuracies[label], sgd)
-    assert sgd - statistics.mean(accuracies["SFW k-support ball"]) <= 0.02  # measured 1.6 points; the notebook says 2
+    assert sgd - statistics.mean(accuracies["SFW k-support ball"]) <= 0.02  # measured 1.3 points; the notebook says 2
     assert statistics.mean(accuracies["SFW L1 ball"]) < 0.5  # one weight per step cannot train 266k weights
 
 
