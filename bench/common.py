@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +23,11 @@ def write_result(name: str, payload: dict, keep: tuple[str, ...] = ()) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     if path.exists() and any(key not in payload for key in keep):
-        previous = json.loads(path.read_text())
+        try:
+            previous = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:  # a run killed mid-write by an older version
+            print(f"warning: {path} is unreadable ({err}); nothing carried over from it")
+            previous = {}
         for key in keep:
             if key not in payload and key in previous:
                 payload[key] = previous[key]
@@ -30,6 +35,10 @@ def write_result(name: str, payload: dict, keep: tuple[str, ...] = ()) -> Path:
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "machine": platform.machine(), "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    path.write_text(json.dumps({"benchmark": name, "machine": meta, **payload}, indent=2))
+    # write beside the target, then rename: a killed run never leaves a truncated result
+    fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=f".{name}.", suffix=".json.tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"benchmark": name, "machine": meta, **payload}, f, indent=2)
+    os.replace(tmp, path)
     print(f"wrote {path}")
     return path

@@ -12,6 +12,7 @@ import torch
 BUDGETS: tuple[str, ...] = ("smoke", "cpu", "gpu")
 DEFAULT_BUDGET = "cpu"
 ENV_VAR = "KIT_BUDGET"
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 T = TypeVar("T")
 
@@ -93,9 +94,19 @@ def get_device(prefer: str | None = None) -> torch.device:
     if prefer is not None:
         if not isinstance(prefer, (str, torch.device)):
             raise TypeError(f"prefer must be a device name such as 'cpu' or 'cuda'; got {type(prefer).__name__}")
-        device = torch.device(prefer)
+        try:
+            device = torch.device(prefer)
+        except RuntimeError as err:
+            raise ValueError(f"prefer must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {prefer!r}") from err
+        if device.type not in DEVICE_TYPES:
+            raise ValueError(f"prefer must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {prefer!r}")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("prefer='cuda' but CUDA is not available; use 'cpu' or leave prefer=None")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"prefer={prefer!r} but only {torch.cuda.device_count()} CUDA device(s) are present")
+        mps = getattr(torch.backends, "mps", None)
+        if device.type == "mps" and not (mps is not None and mps.is_available()):
+            raise ValueError("prefer='mps' but Apple MPS is not available; use 'cpu' or leave prefer=None")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

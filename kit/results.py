@@ -84,4 +84,10 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no results file at {path}: did the notebook call kit.record?")
-    return json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"results file {path} is truncated or not a kit results file: {err}") from err
+    if not isinstance(data, dict) or "values" not in data:
+        raise ValueError(f"results file {path} is not a kit results file (no 'values')")
+    return data

@@ -7,6 +7,8 @@ no method writes its own loop. ``fit`` runs unchanged under HF Accelerate: pass 
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +123,71 @@ def make_optimizer(optimizer: str | torch.optim.Optimizer | Callable, params: It
     raise TypeError(f"optimizer must be one of {OPTIMIZERS}, an Optimizer or a factory; got {type(optimizer).__name__}")
 
 
+_SHAPE_ERROR = re.compile(r"shape|size|dimension|mat1|mat2|channels|Expected .* input", re.IGNORECASE)
+
+
+def _first_forward(model: nn.Module, inputs: Any, where: str) -> torch.Tensor:
+    """The model's output on the first batch, with a clear error when the batch does not fit the model."""
+    try:
+        return model(inputs)
+    except RuntimeError as err:
+        if not _SHAPE_ERROR.search(str(err)):
+            raise
+        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        dtype = f" {inputs.dtype}" if isinstance(inputs, torch.Tensor) else ""
+        raise ValueError(f"{where}: the model cannot take a batch of inputs of shape {shape}{dtype} (batch first); "
+                         f"check the data against the model's input shape. torch said: "
+                         f"{str(err).strip().splitlines()[0]}") from err
+
+
+def check_targets(output: torch.Tensor, targets: torch.Tensor, where: str) -> None:
+    """For classification: targets are class indices in [0, classes) or probability rows of the output's shape."""
+    if not isinstance(targets, torch.Tensor):
+        raise TypeError(f"{where}: targets must be a tensor; got {type(targets).__name__}")
+    classes = output.shape[-1] if output.dim() >= 2 else None
+    if targets.is_floating_point():
+        if targets.shape != output.shape:
+            raise ValueError(f"{where}: classification targets must be class indices (integers) or probability "
+                             f"vectors of the output's shape {tuple(output.shape)}; got {targets.dtype} targets of "
+                             f"shape {tuple(targets.shape)}")
+        return
+    if targets.dtype == torch.bool or targets.is_complex():
+        raise TypeError(f"{where}: classification targets must be integer class indices; got {targets.dtype}")
+    if classes is not None and targets.numel():
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= classes:
+            bad = low if low < 0 else high
+            raise ValueError(f"{where}: targets must be class indices in [0, {classes}) for a model with {classes} "
+                             f"outputs; got {bad}")
+
+
+def _check_schedule(schedule: Schedule | None, steps: int) -> None:
+    # every rate the run will use, checked before the first step (a fixed schedule costs microseconds per step)
+    if schedule is None:
+        return
+    for t in range(steps):
+        _check_rate(schedule(t), t)
+
+
+def _check_rate(rate: Any, step: int) -> float:
+    try:
+        value = float(rate)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"lr_schedule({step}) must return a number; got {type(rate).__name__}") from err
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"lr_schedule({step}) returned {value}; learning rates must be finite and >= 0")
+    return value
+
+
+def _check_owner(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
+    own = {id(p) for p in model.parameters()}
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    foreign = sum(id(p) not in own for p in params)
+    if foreign:
+        raise ValueError(f"optimizer updates {foreign} of its {len(params)} parameters that are not the model's: "
+                         "build it over this model's parameters (e.g. torch.optim.SGD(model.parameters(), ...))")
+
+
 def _as_loader(data: Dataset | DataLoader, batch_size: int, shuffle: bool, seed: int, name: str) -> DataLoader:
     if isinstance(data, DataLoader):
         return data
@@ -171,8 +238,11 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
     schedule = as_schedule(lr_schedule, lr)
     if lr_schedule is None and not isinstance(optimizer, str):
         schedule = None  # an optimizer built by the caller keeps the learning rate(s) it was built with
+    if isinstance(optimizer, torch.optim.Optimizer):
+        _check_owner(optimizer, model)
     train_loader = _as_loader(train_data, batch_size, True, seed, "train_data")
     val_loader = None if val_data is None else _as_loader(val_data, max(batch_size, 512), False, seed, "val_data")
+    _check_schedule(schedule, epochs * len(train_loader))
 
     seed_everything(seed)
     dev = accelerator.device if accelerator is not None else get_device(device)
@@ -202,14 +272,19 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
             if schedule is None:
                 state.lr = float(opt.param_groups[0]["lr"])
             else:
-                state.lr = float(schedule(state.step))
+                state.lr = _check_rate(schedule(state.step), state.step)  # schedules may change during a run
                 for group in opt.param_groups:
                     group["lr"] = state.lr
             for cb in callbacks:
                 cb.before_step(state)
             inputs, targets = batch[0], batch[1]
             opt.zero_grad(set_to_none=True)
-            output = model(inputs)
+            if state.step == 0:
+                output = _first_forward(model, inputs, "train_data")
+                if loss_fn is classification_loss:
+                    check_targets(output, targets, "train_data")
+            else:
+                output = model(inputs)
             loss = loss_fn(output, targets)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {state.step} (epoch {epoch}); "
@@ -273,9 +348,9 @@ def predict(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 5
         model.to(dev)
     model.eval()
     outputs, targets = [], []
-    for batch in loader:
+    for i, batch in enumerate(loader):
         batch = batch if accelerator is not None else _to(batch, dev)
-        out, tgt = model(batch[0]), batch[1]
+        out, tgt = (_first_forward(model, batch[0], "data") if i == 0 else model(batch[0])), batch[1]
         if accelerator is not None:
             out, tgt = accelerator.gather_for_metrics((out, tgt))
         outputs.append(out.cpu())
@@ -289,6 +364,8 @@ def evaluate(model: nn.Module, data: Dataset | DataLoader, *, loss_fn: LossFn = 
     """Mean loss and accuracy of ``model`` on ``data`` (accuracy is NaN for non-class targets)."""
     was_training = model.training if isinstance(model, nn.Module) else False
     output, target = predict(model, data, batch_size=batch_size, device=device, accelerator=accelerator)
+    if loss_fn is classification_loss:
+        check_targets(output, target, "data")
     loss = float(loss_fn(output, target))
     correct, counted = _correct(output, target)
     model.train(was_training)

@@ -173,9 +173,11 @@ kit.plots.table(fx.table(budget, seeds, [{"byzantine": byzantine, "attack": "lma
 # Two harder settings, against CPA and the hiding variant of LMA (each attacker sends, per sample,
 # one of the honest clients' own predictions, the most harmful one, so no single vector looks
 # foreign). **IID clients, 40% attackers** (the LMA curve above already shows this fraction):
-# Filter drops the 30% of clients with the largest outlier scores, and coordinated attackers send
-# identical vectors, so four of them tie at the cut; ties are kept (the reference implementation
-# keeps every score up to its quantile threshold too), none is dropped, and Filter is the mean.
+# Filter drops exactly the 30% of clients with the largest outlier scores. Coordinated attackers
+# send identical vectors, so all four tie at the cut; three are dropped (ties are settled by what
+# the clients sent, not by their order) and one attacker is left among seven clients. Keeping every
+# tied score instead, as a quantile threshold does (and the kit did before 0.2), drops none of
+# them and makes Filter the plain mean (67.6% under LMA in that version's bench).
 # Then **non-IID clients** (Dirichlet 0.3: honest clients disagree with one another).
 
 # %%
@@ -213,7 +215,7 @@ kit.plots.table(scores, title="Filter outlier scores, round 1")
 #   (attack-free 87.9%). FedAvg under Gaussian updates falls from 90.6% to 76.5%.
 # - **LMA against the mean degrades, then collapses at one half.** The mean gives 81.2% at 30%
 #   LMA attackers and 69.6% at 40%, against 87.9% attack-free: a clear loss, not a collapse. At 50%
-#   it falls to 48.4%, and so does everything else: median 31.4%, Filter 4.4%, ExpGuard 5.6%,
+#   it falls to 48.4%, and so does everything else: median 31.4%, Filter 7.1%, ExpGuard 5.6%,
 #   geometric median 1.6%. The margin rule explains it: after round 3 the attack flips the label
 #   the server is taught on 2-7% of the public samples at 30%, 13-22% at 40%, and 100% at 50%.
 # - **LMA and CPA at 30%.** Median, geometric median and Filter all hold (88.0-89.2%). CPA costs
@@ -221,26 +223,30 @@ kit.plots.table(scores, title="Filter outlier scores, round 1")
 #   attackers' total weight falls to 0.097, 0.027 and 0.006 after rounds 1-3, a factor of about 4
 #   per round, and below 10^-5 from round 8 on. It is insensitive to eta between 0.5 and 5 (89.0%
 #   to 88.2%); at eta = 0.5 the attackers keep 1.2% of the weight after 10 rounds.
-# - **Where Filter breaks and ExpGuard holds: IID, 40% attackers.** Under LMA, Filter gives 67.6%
-#   (no better than the mean's 69.6%), ExpGuard 89.3% (attackers' weight 0.001). Under CPA, Filter
-#   65.8%, ExpGuard 89.3%. The median (88.8%, 89.1%) and the geometric median (88.3%, 88.1%) hold too.
+# - **IID, 40% attackers: every robust defence holds, the mean does not.** Under LMA, Filter gives
+#   88.4% (it drops three of the four identical attackers), ExpGuard 89.3% (attackers' weight
+#   0.001), the mean 69.6%. Under CPA, Filter 87.7%, ExpGuard 89.3%, the mean 66.8%. The median
+#   (88.8%, 89.1%) and the geometric median (88.3%, 88.1%) hold too.
 # - **Where ExpGuard breaks: hiding.** Hiding LMA at 40% (IID) is the weakest attack on the plain
-#   mean (84.3%) but beats every defence: median 81.1%, geometric median 79.2%, Filter 80.4%,
+#   mean (84.3%) but beats every defence: median 81.1%, geometric median 79.2%, Filter 80.1%,
 #   ExpGuard 82.0% on the mean and 75.2% on the median. Hiding attackers send honest clients'
 #   vectors, so ExpGuard *raises* their weight: 0.66 of the total on the mean, 0.99 on the median
 #   (their share of the clients is 0.4). In round 1 Filter scores LMA's attackers 0.81 against 0.35
 #   for honest clients; hiding attackers score 0.18 against 0.15: they are no longer outliers.
-# - **Non-IID (Dirichlet 0.3), 40% attackers: the mean, Filter and ExpGuard break; the median holds
-#   best.** The attack-free run reaches 76.9%. Under LMA: mean 54.5%, median 76.9%, Filter 48.4%,
-#   ExpGuard 44.7%; under CPA: 39.3%, 73.5%, 28.9%, 47.7%; under hiding LMA: 48.5%, 27.7%, 24.9%,
-#   19.7%. The honest clients disagree with one another more than the coordinated attackers disagree
-#   with the aggregate, so ExpGuard gives the attackers 0.44 (LMA) and 0.43 (CPA) and 0.98 (hiding)
-#   of the weight, on average over seeds; seeds differ widely (ExpGuard under LMA: 0.1% to 69.3%).
-#   The median is the most robust here against LMA and CPA; hiding breaks it too.
+# - **Non-IID (Dirichlet 0.3), 40% attackers: the mean and ExpGuard on the mean break; the median
+#   holds best, Filter partly.** The attack-free run reaches 76.9%. Under LMA: mean 54.5%, median
+#   76.9%, Filter 70.4%, ExpGuard 44.7%; under CPA: 39.3%, 73.5%, 69.0%, 47.7%; under hiding LMA:
+#   48.5%, 27.7%, 26.3%, 19.7%. The honest clients disagree with one another more than the
+#   coordinated attackers disagree with the mean, so ExpGuard on the mean gives the attackers 0.44
+#   (LMA) and 0.43 (CPA) and 0.98 (hiding) of the weight, on average over seeds; seeds differ widely
+#   (ExpGuard under LMA: 0.1% to 69.3%). On top of Filter, ExpGuard scores against Filter's aggregate,
+#   which has dropped the attackers: their weight falls to 2 x 10^-5 and it keeps 69.1% (LMA) and
+#   69.7% (CPA). The median is the most robust here against LMA and CPA; hiding breaks everything.
 # - **Summary.** At this scale (MNIST-5k, 10 clients, an MLP), the paper's headline holds where the
-#   honest clients agree: LMA and CPA break the mean and, from 40% on, Filter, and ExpGuard restores
-#   the attack-free accuracy while the attackers' weight vanishes within a few rounds. It does not
-#   hold against the hiding attack, nor with non-IID clients, nor at one half.
+#   honest clients agree: LMA and CPA break the mean, while Filter, the median and ExpGuard hold up to
+#   40% attackers, ExpGuard restoring the attack-free accuracy as the attackers' weight vanishes
+#   within a few rounds. It does not hold against the hiding attack, nor with non-IID clients (there
+#   only the median and, partly, Filter hold), nor at one half.
 
 # %% [markdown]
 # ## Try it

@@ -7,8 +7,9 @@ one sample whose "classes" are the parameters, without renormalising, and adds K
 :class:`ExpGuard` (the paper's FilterExp) keeps a weight per client across rounds on top of any of them.
 
 Every defence treats the clients as a set: permuting them changes the result only by rounding.
-Where a defence must pick clients (filter, cronus, krum), candidates whose scores tie up to rounding
-are treated alike (all kept, or averaged), so the choice never depends on client order.
+Where a defence must pick clients, the choice never depends on client order: filter and cronus drop
+exactly their stated count and settle ties at the cut by what the tied clients sent; Krum averages
+candidates whose scores tie up to rounding.
 """
 
 from __future__ import annotations
@@ -128,40 +129,50 @@ def _snap_to_client(x: torch.Tensor, w: torch.Tensor, z: torch.Tensor, guard: fl
     return torch.where(strict[:, None], nearest, z)
 
 
-def _top_direction(centred: torch.Tensor, iterations: int) -> torch.Tensor:
-    """Unit top right-singular vector (samples, classes) of each sample's centred (clients, classes) matrix."""
-    # a fixed random start is almost surely not orthogonal to the top direction and ignores client order;
-    # ones would be a bad start: centred probability vectors all sum to zero, so they are orthogonal to it
-    start = torch.randn(centred.shape[-1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    v = start.to(centred).expand(centred.shape[0], -1)
-    tol = 100 * torch.finfo(centred.dtype).eps
-    for _ in range(iterations):
-        new = torch.einsum("snk,sn->sk", centred, torch.einsum("snk,sk->sn", centred, v))
-        new = new / new.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(centred.dtype).tiny)
-        done = float((new - v).abs().max()) <= tol
-        v = new
-        if done:
-            break
-    return v
+def _top_direction(centred: torch.Tensor) -> torch.Tensor:
+    """Unit top right-singular vector (samples, classes) of each sample's centred (clients, classes) matrix.
+
+    Exact, not iterated: the top eigenvector u of the clients' Gram matrix C C^T (clients x clients,
+    small whatever the number of classes or parameters) gives v = C^T u / ||C^T u||. Power iteration
+    would need thousands of steps when the top two eigenvalues lie within a percent of each other.
+    """
+    work = centred.double()  # the eigenvectors of nearly equal eigenvalues need the precision
+    gram = torch.einsum("snk,smk->snm", work, work)
+    _, vectors = torch.linalg.eigh(gram)
+    v = torch.einsum("snk,sn->sk", work, vectors[..., -1])
+    return (v / v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(work.dtype).tiny)).to(centred.dtype)
 
 
-def _filter_pass(x: torch.Tensor, active: torch.Tensor, quantile: float,
-                 iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One filter pass over the active clients: (kept (samples, clients), scores (samples, clients))."""
+def _content_key(xs: torch.Tensor) -> torch.Tensor:
+    # a tie-break that depends on what a client sent, not on its position: a fixed random projection
+    direction = torch.randn(xs.shape[-1], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return torch.einsum("snk,k->sn", xs.double(), direction.to(xs.device))
+
+
+def _filter_pass(x: torch.Tensor, active: torch.Tensor, quantile: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One filter pass over the active clients: (kept (samples, clients), scores (samples, clients)).
+
+    Exactly round(quantile * m) of the m active clients are dropped (at least one stays). Scores tied
+    with the cut-off (exactly, as identical attackers' are, or up to rounding) are settled by what the
+    clients sent, not by their position, so the result does not depend on client order.
+    """
     xs = x.transpose(0, 1)  # (samples, clients, classes)
     mask = active.to(x.dtype)[..., None]
     count = active.sum(1)  # active clients per sample
     centre = (xs * mask).sum(1) / count[:, None]
     centred = (xs - centre[:, None]) * mask  # inactive rows are zero, so they do not move the direction
-    direction = _top_direction(centred, iterations)
+    direction = _top_direction(centred)
     scores = torch.einsum("snk,sk->sn", centred, direction).abs()
-    # drop round(quantile * m) of the m active clients, keeping at least one
     dropped = torch.minimum(torch.round(quantile * count.to(torch.float64)).long(), count - 1)
+    keep = count - dropped
     ranked = scores.masked_fill(~active, math.inf).sort(1).values
-    threshold = ranked.gather(1, (count - dropped - 1)[:, None])
+    cut = ranked.gather(1, (keep - 1)[:, None])  # the highest score that stays, in exact order
     slack = _tie_tolerance(x.dtype) * scores.amax(1, keepdim=True)
-    kept = active & (scores <= threshold + slack)  # ties with the last kept score stay: no order dependence
-    return kept, scores
+    below, tied = active & (scores < cut - slack), active & ((scores - cut).abs() <= slack)
+    # kept first: the clearly lower scores, then the tied ones in content order, exactly `keep` of them
+    order = torch.where(below, -math.inf, torch.where(tied, _content_key(xs), math.inf))
+    rank = order.argsort(dim=1, stable=True).argsort(dim=1, stable=True)
+    return active & (rank < keep[:, None]), scores
 
 
 def _krum(x: torch.Tensor, n_byzantine: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -192,9 +203,9 @@ def _combine(name: str, x: torch.Tensor, trim: float, quantile: float, iteration
         return _geometric_median(x, weights, iterations), None, everyone
     if name == "krum":
         return _krum(x, n_byzantine)
-    kept, scores = _filter_pass(x, everyone, quantile, iterations)
+    kept, scores = _filter_pass(x, everyone, quantile)
     if name == "cronus":  # the filter again on the survivors; the scores stay those of the first pass
-        kept, _ = _filter_pass(x, kept, quantile, iterations)
+        kept, _ = _filter_pass(x, kept, quantile)
     return _weighted_mean(x, kept, weights), scores.mean(0), kept
 
 
@@ -216,11 +227,12 @@ def aggregate(name: str, predictions: torch.Tensor, *, trim: float = 0.2, quanti
     * ``median``: coordinate-wise median over clients, the mean of the two middle values for an even count;
     * ``trimmed_mean``: per coordinate, drop int(trim * clients) values from each end, average the rest;
     * ``geometric_median``: the point minimising the summed Euclidean distances, by ``iterations``
-      Weiszfeld steps (fewer once it stops moving);
-    * ``filter``: per sample, centre the clients' predictions, find their top principal direction by
-      power iteration (``iterations`` steps at most), score each client by the absolute projection of
-      its centred prediction, drop the round(quantile * clients) highest scores (at least one client
-      stays; scores tied with the last kept one are kept too) and average the rest;
+      Weiszfeld steps (fewer once it stops moving; ``iterations`` is used by this defence only);
+    * ``filter``: per sample, centre the clients' predictions, find their top principal direction
+      (exactly, from the clients' Gram matrix), score each client by the absolute projection of its
+      centred prediction, drop exactly the round(quantile * clients) highest scores (at least one
+      client stays; ties at the cut settled by the clients' predictions, not their order) and average
+      the rest;
     * ``cronus``: the filter applied twice, the second time to the first pass' survivors.
 
     The value is renormalised to probability vectors (a row that is all zero becomes uniform).

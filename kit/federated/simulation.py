@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,10 +61,22 @@ class FLConfig:
     def __post_init__(self) -> None:
         check_choice(self.protocol, "protocol", PROTOCOLS)
         clients = check_int(self.clients, "clients", low=1)
-        check_float(self.byzantine, "byzantine (attacker fraction)", low=0.0, high=1.0, high_open=True)
+        byzantine = check_float(self.byzantine, "byzantine (attacker fraction)", low=0.0, high=1.0, high_open=True)
+        for name in ("expguard", "batched"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False; got {type(getattr(self, name)).__name__} "
+                                f"{getattr(self, name)!r}")
         if self.n_byzantine > clients - 1:
             raise ValueError(f"byzantine={self.byzantine} makes {self.n_byzantine} attackers among {clients} clients; "
                              f"at least one client must be honest")
+        if byzantine > 0 and self.n_byzantine == 0:
+            raise ValueError(f"byzantine={self.byzantine} of clients={clients} rounds to 0 attackers, so the run would "
+                             f"have no attack; use byzantine={1 / clients:.4g} for one attacker, or 0")
+        if abs(self.n_byzantine - byzantine * clients) > 1e-9:
+            warnings.warn(f"byzantine={self.byzantine} of clients={clients} is {byzantine * clients:g} clients: "
+                          f"rounded to {self.n_byzantine} attackers, an actual fraction of "
+                          f"{self.byzantine_fraction:.4g} (FLHistory.byzantine_fraction records it)",
+                          UserWarning, stacklevel=3)
         attacks = ATTACKS if self.protocol == "feddistill" else FEDAVG_ATTACKS
         defences = DEFENCES if self.protocol == "feddistill" else FEDAVG_DEFENCES
         check_choice(self.attack, "attack", attacks)
@@ -85,7 +98,13 @@ class FLConfig:
 
     @property
     def n_byzantine(self) -> int:
+        """The number of attackers: round(byzantine * clients)."""
         return round(self.byzantine * self.clients)
+
+    @property
+    def byzantine_fraction(self) -> float:
+        """The actual attacker fraction after rounding to whole clients."""
+        return self.n_byzantine / self.clients
 
     def key(self) -> str:
         """A short hash of every setting (names the run's checkpoint files)."""
@@ -107,6 +126,11 @@ class FLHistory:
     def accuracy(self) -> float:
         """Server test accuracy after the last round."""
         return self.records[-1]["accuracy"]
+
+    @property
+    def byzantine_fraction(self) -> float:
+        """The attacker fraction the run actually had (whole clients)."""
+        return self.config.byzantine_fraction
 
     def attacker_weight(self) -> list[float]:
         """Total ExpGuard weight of the byzantine clients after each round."""
@@ -257,11 +281,12 @@ def simulate(cfg: FLConfig, *, budget: str | None = None, checkpoint: str | os.P
     """
     if not isinstance(cfg, FLConfig):
         raise TypeError(f"cfg must be a kit.federated.FLConfig; got {type(cfg).__name__}")
+    # the checkpoint folder is checked before any data is loaded or round run
+    store = None if checkpoint is None else Checkpoints(checkpoint, prefix=f"fl-{cfg.key()}", format=CHECKPOINT_FORMAT,
+                                                        kind="federated", keep=2)
     fed = setup(cfg, budget)
     guard = ExpGuard(cfg.defence, eta=cfg.eta, n_clients=cfg.clients) if cfg.expguard else None
     history = FLHistory(cfg)
-    store = None if checkpoint is None else Checkpoints(checkpoint, prefix=f"fl-{cfg.key()}", format=CHECKPOINT_FORMAT,
-                                                        kind="federated", keep=2)
     prints = run_fingerprints(cfg, fed) if store is not None else {}
     state = None if store is None else store.latest(prints)
     if state is not None:

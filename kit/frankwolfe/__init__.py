@@ -19,7 +19,8 @@ from .optimizers import SFW, AdaGradSFW, ProjectedSGD
 from .penalties import PENALTIES, PenalizedSGD, penalty_prox, penalty_subgradient, penalty_value
 from .regions import KINDS, build, constraints_from_init, expected_init_norms, make_feasible_
 from .setups import projected_sgd_setup, sfw_setup
-from .structured import DelayedK, GroupKSupportBall, SpectralKSupportBall, k_limit, top_k_singular
+from .singular import top_k_singular
+from .structured import DelayedK, GroupKSupportBall, SpectralKSupportBall, k_limit
 
 __all__ = ["KINDS", "PENALTIES", "SFW", "AdaGradSFW", "Constraint", "DelayedK", "GroupKSupportBall",
            "KSparsePolytope", "KSupportBall", "L1Ball", "L2Ball", "LinfBall", "LpBall", "NuclearBall",

@@ -198,8 +198,14 @@ float kth_largest_abs(const float* x, int64_t n, int64_t k, int64_t* n_greater, 
 
 extern "C" {
 
-// L1-ball vertex: out = -radius * sign(x_i) e_i at the first i of largest |x_i| (0 if x = 0)
-int64_t kit_l1_vertex_f32(const float* x, int64_t n, float radius, float* out) {
+// Every entry point checks its sizes (defence in depth: the Python callers check them first) and
+// returns kBadSize without touching memory when they do not fit.
+constexpr int64_t kBadSize = -2;
+
+// L1-ball vertex: out = -radius * sign(x_i) e_i at the first i of largest |x_i| (0 if x = 0);
+// returns that i (-1 for x = 0)
+int64_t kit_l1_vertex_f32(const float* x, int64_t n, float radius, float* out, int64_t n_out) {
+    if (n < 1 || n_out != n) return kBadSize;
     zero(out, n);
     int64_t i = argmax_abs(x, n);
     if (i >= 0) out[i] = x[i] > 0 ? -radius : radius;
@@ -207,25 +213,31 @@ int64_t kit_l1_vertex_f32(const float* x, int64_t n, float radius, float* out) {
 }
 
 // L2-ball vertex: out = -radius * x / ||x||_2 (0 if ||x|| <= 1e-12)
-void kit_l2_vertex_f32(const float* x, int64_t n, float radius, float* out) {
+int64_t kit_l2_vertex_f32(const float* x, int64_t n, float radius, float* out, int64_t n_out) {
+    if (n < 1 || n_out != n) return kBadSize;
     double sq = blocked_sum(n, [&](int64_t i) { vf a = load(x + i); return a * a; },
                             [&](int64_t i) { return double(x[i]) * x[i]; });
     double norm = std::sqrt(sq);
     const float scale = norm <= 1e-12 ? 0.0f : float(-radius / norm);
 #pragma omp parallel for schedule(static) if (n >= kParallelFrom)
     for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale;
+    return 0;
 }
 
 // L-inf-ball vertex: out = -radius * sign(x), with sign(0) = 0 so dead inputs do not drift
-void kit_linf_vertex_f32(const float* x, int64_t n, float radius, float* out) {
+int64_t kit_linf_vertex_f32(const float* x, int64_t n, float radius, float* out, int64_t n_out) {
+    if (n < 1 || n_out != n) return kBadSize;
 #pragma omp parallel for schedule(static) if (n >= kParallelFrom)
     for (int64_t i = 0; i < n; ++i) out[i] = x[i] > 0 ? -radius : (x[i] < 0 ? radius : 0.0f);
+    return 0;
 }
 
 // Top-k vertex, exactly k entries (ties at the threshold: the first in memory order).
 // mode 0, k-sparse polytope: out_i = -radius * sign(x_i) on the top k, 0 elsewhere.
 // mode 1, k-support ball:    out_i = -radius * x_i / ||x_topk||_2 on the top k (0 if x_topk = 0).
-void kit_topk_vertex_f32(const float* x, int64_t n, int64_t k, float radius, int mode, float* out) {
+int64_t kit_topk_vertex_f32(const float* x, int64_t n, int64_t k, float radius, int mode, float* out,
+                            int64_t n_out) {
+    if (n < 1 || n_out != n || k < 1 || k > n || (mode != 0 && mode != 1)) return kBadSize;
     int64_t greater = 0, equal = 0;
     float tau = kth_largest_abs(x, n, k, &greater, &equal);
     // usually exactly k entries reach tau; at tau = 0 the extra ones are zeros and contribute 0
@@ -259,10 +271,13 @@ void kit_topk_vertex_f32(const float* x, int64_t n, int64_t k, float radius, int
 #pragma omp parallel for schedule(static) if (n >= kParallelFrom)
         for (int64_t j = 0; j < n; ++j) out[j] *= scale;
     }
+    return 0;
 }
 
-// Momentum step m <- m + rho (g - m); returns ||m||^2 of the result (gradient rescaling needs it)
-double kit_momentum_f32(float* m, const float* g, float rho, int64_t n) {
+// Momentum step m <- m + rho (g - m); returns ||m||^2 of the result (gradient rescaling needs it),
+// or -1 (a squared norm never is) when the sizes do not fit
+double kit_momentum_f32(float* m, const float* g, float rho, int64_t n, int64_t n_g) {
+    if (n < 0 || n_g != n) return -1.0;
     const vf r = {rho, rho, rho, rho};
     return blocked_sum(
         n,
@@ -278,8 +293,9 @@ double kit_momentum_f32(float* m, const float* g, float rho, int64_t n) {
         });
 }
 
-// ||theta - v||^2, the Frank-Wolfe gap direction's squared length
-double kit_gap_f32(const float* theta, const float* v, int64_t n) {
+// ||theta - v||^2, the Frank-Wolfe gap direction's squared length (-1 when the sizes do not fit)
+double kit_gap_f32(const float* theta, const float* v, int64_t n, int64_t n_v) {
+    if (n < 0 || n_v != n) return -1.0;
     return blocked_sum(
         n, [&](int64_t i) { vf d = load(theta + i) - load(v + i); return d * d; },
         [&](int64_t i) { double d = double(theta[i]) - v[i]; return d * d; });

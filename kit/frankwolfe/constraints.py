@@ -22,8 +22,7 @@ import torch
 
 from ..validate import check_float, check_int
 from . import kernels
-
-EPS = 1e-12  # below this a norm counts as zero
+from .singular import EPS, LOW_PRECISION, top_k
 
 
 def check_shape(shape: Sequence[int] | torch.Size) -> torch.Size:
@@ -152,8 +151,17 @@ def ksupport_norm(x: torch.Tensor, k: int | float) -> torch.Tensor:
     return z.norm().to(x.dtype)  # unreachable for exact arithmetic; guards round-off
 
 
+DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
+
+
 class Constraint:
-    """A convex region for one parameter tensor of a fixed shape."""
+    """A convex region for one parameter tensor of a fixed shape.
+
+    The public methods check their input first (a floating-point tensor of the region's shape;
+    ``out``: a contiguous tensor of the same shape, dtype and device that shares no memory with
+    ``x``) and then call the region's own ``_lmo`` / ``_norm`` / ``_project`` ... on valid input only,
+    so neither the torch reference nor the fused kernels ever see a tensor of the wrong size.
+    """
 
     name = "constraint"
     supports_projection = False
@@ -167,27 +175,88 @@ class Constraint:
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_buffers"} | {"_buffers": {}}
 
+    # -- the interface, checked
     def lmo(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """A vertex v of the region minimizing <v, x> (written into ``out`` if given)."""
+        self.check(x)
         if out is None:
-            out = torch.empty_like(x)
-        return self._lmo(x.detach(), out)
-
-    # -- what each region defines
-    def _lmo(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+            out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        else:
+            self.check_out(out, x)
+        x = x.detach()
+        if x.dtype in LOW_PRECISION:
+            work = x.float()
+            return out.copy_(self._lmo(work, torch.empty(work.shape, dtype=work.dtype, device=work.device)))
+        return self._lmo(x, out)
 
     def norm(self, x: torch.Tensor) -> torch.Tensor:
         """The region's gauge scaled by the radius: x is feasible iff norm(x) <= radius."""
+        self.check(x)
+        return self._norm(x.float()).to(x.dtype) if x.dtype in LOW_PRECISION else self._norm(x)
+
+    def contains(self, x: torch.Tensor, tol: float = 1e-5) -> bool:
+        """True if x lies in the region (up to a relative tolerance)."""
+        self.check(x)
+        tol = check_float(tol, "tol", low=0.0)
+        return self._contains(x.float() if x.dtype in LOW_PRECISION else x, tol)
+
+    def make_feasible(self, x: torch.Tensor) -> torch.Tensor:
+        """x scaled toward the origin just enough to lie inside (unchanged if already inside)."""
+        self.check(x)
+        if x.dtype in LOW_PRECISION:
+            return self._make_feasible(x.float()).to(x.dtype)
+        return self._make_feasible(x)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """Euclidean projection onto the region."""
+        self.check(x)
+        if not self.supports_projection:
+            raise NotImplementedError(f"{type(self).__name__} has no cheap Euclidean projection; use SFW instead")
+        return self._project(x.float()).to(x.dtype) if x.dtype in LOW_PRECISION else self._project(x)
+
+    def check(self, x: torch.Tensor, name: str = "x") -> None:
+        """Raise a clear error unless ``x`` is a floating-point tensor of this region's shape."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a tensor; got {type(x).__name__}")
+        if x.dtype not in DTYPES:
+            raise TypeError(f"{name} must be a floating-point tensor (float32, float64, float16 or bfloat16); "
+                            f"got dtype {x.dtype}")
+        if x.shape != self.shape:
+            raise ValueError(f"{name} has shape {tuple(x.shape)} but this {type(self).__name__} was built for "
+                             f"shape {tuple(self.shape)}")
+
+    def check_out(self, out: torch.Tensor, x: torch.Tensor) -> None:
+        """Raise a clear error unless ``out`` can receive the vertex for ``x`` (see the class docstring)."""
+        if not isinstance(out, torch.Tensor):
+            raise TypeError(f"out must be a tensor or None; got {type(out).__name__}")
+        if out.shape != x.shape or out.dtype != x.dtype or out.device != x.device:
+            raise ValueError(f"out must match x: shape {tuple(x.shape)}, dtype {x.dtype}, device {x.device}; got "
+                             f"shape {tuple(out.shape)}, dtype {out.dtype}, device {out.device}")
+        if not out.is_contiguous():
+            raise ValueError("out must be contiguous (e.g. torch.empty_like(x))")
+        if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() and out.numel() > 0:
+            raise ValueError("out shares memory with x; pass a separate tensor (the vertex overwrites out)")
+
+    # -- what each region defines (called on checked input only)
+    def _lmo(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def unit_diameter(self) -> float:
         """L2 diameter at radius 1."""
         raise NotImplementedError
 
-    def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Euclidean projection onto the region."""
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no cheap Euclidean projection; use SFW instead")
+
+    def _contains(self, x: torch.Tensor, tol: float) -> bool:
+        return bool(self._norm(x) <= self.radius * (1 + tol) + tol * 1e-3)
+
+    def _make_feasible(self, x: torch.Tensor) -> torch.Tensor:
+        size = float(self._norm(x))
+        return x if size <= self.radius else x * (self.radius / size)
 
     # -- shared behaviour
     @property
@@ -198,23 +267,6 @@ class Constraint:
     def radius_for_diameter(self, diameter: float) -> float:
         """The radius at which this region has the given L2 diameter."""
         return diameter / self.unit_diameter()
-
-    def check(self, x: torch.Tensor, name: str = "x") -> None:
-        """Raise a clear error if ``x`` does not have this region's shape."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a tensor; got {type(x).__name__}")
-        if x.shape != self.shape:
-            raise ValueError(f"{name} has shape {tuple(x.shape)} but this {type(self).__name__} was built for "
-                             f"shape {tuple(self.shape)}")
-
-    def contains(self, x: torch.Tensor, tol: float = 1e-5) -> bool:
-        """True if x lies in the region (up to a relative tolerance)."""
-        return bool(self.norm(x) <= self.radius * (1 + tol) + tol * 1e-3)
-
-    def make_feasible(self, x: torch.Tensor) -> torch.Tensor:
-        """x scaled toward the origin just enough to lie inside (unchanged if already inside)."""
-        size = float(self.norm(x))
-        return x if size <= self.radius else x * (self.radius / size)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(shape={tuple(self.shape)}, radius={self.radius:.4g})"
@@ -232,14 +284,14 @@ class L2Ball(Constraint):
         norm = float(x.norm())
         return out.zero_() if norm <= EPS else torch.mul(x, -self.radius / norm, out=out)
 
-    def norm(self, x):
+    def _norm(self, x):
         return x.norm()
 
     def unit_diameter(self):
         return 2.0
 
-    def project(self, x):
-        return self.make_feasible(x)
+    def _project(self, x):
+        return self._make_feasible(x)
 
 
 class LinfBall(Constraint):
@@ -253,13 +305,13 @@ class LinfBall(Constraint):
             return kernels.linf_vertex(x, self.radius, out)
         return torch.sign(x, out=out).mul_(-self.radius)
 
-    def norm(self, x):
+    def _norm(self, x):
         return x.abs().max()
 
     def unit_diameter(self):
         return 2.0 * math.sqrt(self.n)
 
-    def project(self, x):
+    def _project(self, x):
         return x.clamp(-self.radius, self.radius)
 
 
@@ -291,13 +343,13 @@ class L1Ball(Constraint):
         out.zero_().view(-1)[i] = -self.radius * math.copysign(1.0, value) if value != 0 else 0.0
         return out
 
-    def norm(self, x):
+    def _norm(self, x):
         return x.abs().sum()
 
     def unit_diameter(self):
         return 2.0
 
-    def project(self, x):
+    def _project(self, x):
         return project_l1(x, self.radius)
 
 
@@ -326,7 +378,7 @@ class LpBall(Constraint):
             return out.zero_()
         return out.copy_(-self.radius * torch.sign(x) * (x.abs() / dual) ** (self.q - 1))
 
-    def norm(self, x):
+    def _norm(self, x):
         return x.norm(p=self.p)
 
     def unit_diameter(self):
@@ -357,7 +409,7 @@ class KSparsePolytope(_TopKRegion):
             return kernels.topk_vertex(x, self.k, self.radius, False, out)
         return torch.sign(x, out=out).mul_(top_k_indicator(x, self.k, self._buffers)).mul_(-self.radius)
 
-    def norm(self, x):
+    def _norm(self, x):
         return torch.maximum(x.abs().max(), x.abs().sum() / self.k)
 
     def unit_diameter(self):
@@ -376,7 +428,7 @@ class KSupportBall(_TopKRegion):
         norm = float(top.norm())
         return out.zero_() if norm <= EPS else top.mul_(-self.radius / norm)
 
-    def norm(self, x):
+    def _norm(self, x):
         return ksupport_norm(x, self.k)
 
     def unit_diameter(self):
@@ -389,51 +441,35 @@ def as_matrix(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1) if x.dim() >= 2 else x.reshape(1, -1)
 
 
-def top_singular_pair(m: torch.Tensor, iters: int = 50, tol: float = 1e-7) -> tuple[torch.Tensor, torch.Tensor]:
-    """Leading left/right singular vectors of a matrix by power iteration from a deterministic start."""
-    # a seeded random start (its own generator: the global RNG is untouched); a structured start such
-    # as the column sums can be orthogonal to the top singular vector
-    gen = torch.Generator(device=m.device).manual_seed(0)
-    v = torch.randn(m.shape[1], generator=gen, device=m.device, dtype=m.dtype)
-    v = v / v.norm()
-    sigma = m.new_zeros(())
-    for _ in range(iters):
-        u = m @ v
-        u = u / u.norm().clamp_min(EPS)
-        v_new = m.T @ u
-        new_sigma = v_new.norm()
-        v = v_new / new_sigma.clamp_min(EPS)
-        if (new_sigma - sigma).abs() <= tol * new_sigma:
-            break
-        sigma = new_sigma
-    u = m @ v
-    return u / u.norm().clamp_min(EPS), v
-
-
 class NuclearBall(Constraint):
     """{X : ||X||_* <= r} on the parameter reshaped to a matrix (conv kernels: out x in*kh*kw)."""
 
     name = "nuclear"
     supports_projection = True
 
-    def __init__(self, shape, radius: float = 1.0, power_iters: int = 50) -> None:
+    def __init__(self, shape, radius: float = 1.0, power_iters: int = 50, tol: float = 1e-4) -> None:
         super().__init__(shape, radius)
         self.power_iters = check_int(power_iters, "power_iters", low=1)
+        self.tol = check_float(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
 
     def _lmo(self, x, out):
+        # v = -r u1 v1^T, the top singular pair to a residual tolerance (top_k with k = 1, warm-started);
+        # a fixed number of plain power iterations lands off the optimum when sigma_1 and sigma_2 are close
         m = as_matrix(x)
         if m.norm() <= EPS:
             return out.zero_()
-        u, v = top_singular_pair(m, self.power_iters)
-        return out.copy_((-self.radius * torch.outer(u, v)).reshape(x.shape))
+        u, _, vh, basis, _, _ = top_k(m, 1, iters=self.power_iters, tol=self.tol, oversample=None,
+                                      start=self._buffers.get("basis"), seed=0)
+        self._buffers["basis"] = basis
+        return out.copy_((-self.radius * torch.outer(u[:, 0], vh[0])).reshape(x.shape))
 
-    def norm(self, x):
+    def _norm(self, x):
         return torch.linalg.matrix_norm(as_matrix(x), ord="nuc")
 
     def unit_diameter(self):
         return 2.0
 
-    def project(self, x):
+    def _project(self, x):
         u, s, vh = torch.linalg.svd(as_matrix(x), full_matrices=False)
         return ((u * project_l1(s, self.radius).clamp_min(0)) @ vh).reshape(x.shape)
 
@@ -459,20 +495,20 @@ class ProbabilitySimplex(Constraint):
         out.zero_().view(-1)[int(x.reshape(-1).argmin())] = self.radius
         return out
 
-    def norm(self, x):
+    def _norm(self, x):
         # gauge of the simplex: its sum where x >= 0, infinite elsewhere
         return x.sum() if bool((x >= 0).all()) else x.new_tensor(math.inf)
 
-    def contains(self, x, tol=1e-5):
+    def _contains(self, x, tol):
         return bool((x >= -tol).all()) and abs(float(x.sum()) - self.radius) <= tol * max(1.0, self.radius)
 
-    def make_feasible(self, x):
-        return x if self.contains(x) else self.project(x)
+    def _make_feasible(self, x):
+        return x if self._contains(x, 1e-5) else self._project(x)
 
     def unit_diameter(self):
         return math.sqrt(2.0)
 
-    def project(self, x):
+    def _project(self, x):
         return project_simplex(x, self.radius)
 
 
@@ -488,19 +524,19 @@ class Unconstrained(Constraint):
     def _lmo(self, x, out):
         raise NotImplementedError("an unconstrained parameter has no LMO; SFW takes a gradient step for it")
 
-    def norm(self, x):
+    def _norm(self, x):
         return x.new_zeros(())
 
     def unit_diameter(self):
         return math.inf
 
-    def contains(self, x, tol=1e-5):
+    def _contains(self, x, tol):
         return True
 
-    def make_feasible(self, x):
+    def _make_feasible(self, x):
         return x
 
-    def project(self, x):
+    def _project(self, x):
         return x
 
     def __repr__(self):

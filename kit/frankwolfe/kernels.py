@@ -65,17 +65,15 @@ def _library() -> ctypes.CDLL | None:
     if path is None:
         return None
     lib = ctypes.CDLL(str(path))
-    lib.kit_l1_vertex_f32.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
-    lib.kit_l1_vertex_f32.restype = ctypes.c_int64
-    lib.kit_topk_vertex_f32.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_float,
-                                        ctypes.c_int, ctypes.c_void_p]
-    lib.kit_topk_vertex_f32.restype = None
-    for name in ("kit_l2_vertex_f32", "kit_linf_vertex_f32"):
-        getattr(lib, name).argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p]
-        getattr(lib, name).restype = None
-    lib.kit_momentum_f32.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_float, ctypes.c_int64]
+    i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+    for name in ("kit_l1_vertex_f32", "kit_l2_vertex_f32", "kit_linf_vertex_f32"):
+        getattr(lib, name).argtypes = [ptr, i64, f32, ptr, i64]
+        getattr(lib, name).restype = i64
+    lib.kit_topk_vertex_f32.argtypes = [ptr, i64, i64, f32, ctypes.c_int, ptr, i64]
+    lib.kit_topk_vertex_f32.restype = i64
+    lib.kit_momentum_f32.argtypes = [ptr, ptr, f32, i64, i64]
     lib.kit_momentum_f32.restype = ctypes.c_double
-    lib.kit_gap_f32.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    lib.kit_gap_f32.argtypes = [ptr, ptr, i64, i64]
     lib.kit_gap_f32.restype = ctypes.c_double
     return lib
 
@@ -112,35 +110,63 @@ def all_apply(tensors: list[torch.Tensor]) -> bool:
     return _switch["on"] and all(_suits(t) for t in tensors) and enabled()
 
 
+def _pair(a: torch.Tensor, b: torch.Tensor, what: str) -> int:
+    # the C entry points check sizes too; this turns a misuse into a Python error before any call
+    if not (_suits(a) and _suits(b)) or a.numel() != b.numel() or a.numel() < 1:
+        raise ValueError(f"kernels.{what} needs two contiguous float32 CPU tensors of one size; got "
+                         f"{a.dtype} {tuple(a.shape)} and {b.dtype} {tuple(b.shape)}")
+    return a.numel()
+
+
+def _status(code: int, what: str) -> None:
+    if code == -2:
+        raise ValueError(f"kernels.{what}: sizes refused by the kernel")
+
+
+def _norm(square: float, what: str) -> float:
+    if square < 0:
+        raise ValueError(f"kernels.{what}: sizes refused by the kernel")
+    return square ** 0.5
+
+
 def momentum_(m: torch.Tensor, g: torch.Tensor, rho: float) -> float:
     """m <- m + rho (g - m) in place; returns ||m||_2 after the update."""
-    return _library().kit_momentum_f32(m.data_ptr(), g.data_ptr(), rho, m.numel()) ** 0.5
+    n = _pair(m, g, "momentum_")
+    return _norm(_library().kit_momentum_f32(m.data_ptr(), g.data_ptr(), rho, n, g.numel()), "momentum_")
 
 
 def gap(theta: torch.Tensor, vertex: torch.Tensor) -> float:
     """||theta - vertex||_2 without forming the difference."""
-    return _library().kit_gap_f32(theta.data_ptr(), vertex.data_ptr(), theta.numel()) ** 0.5
+    n = _pair(theta, vertex, "gap")
+    return _norm(_library().kit_gap_f32(theta.data_ptr(), vertex.data_ptr(), n, vertex.numel()), "gap")
 
 
 def l1_vertex(x: torch.Tensor, radius: float, out: torch.Tensor) -> torch.Tensor:
     """-radius * sign(x_i) e_i at the first entry of largest |x| (zero for x = 0), written into out."""
-    _library().kit_l1_vertex_f32(x.data_ptr(), x.numel(), radius, out.data_ptr())
+    n = _pair(x, out, "l1_vertex")
+    _status(_library().kit_l1_vertex_f32(x.data_ptr(), n, radius, out.data_ptr(), out.numel()), "l1_vertex")
     return out
 
 
 def l2_vertex(x: torch.Tensor, radius: float, out: torch.Tensor) -> torch.Tensor:
     """-radius * x / ||x||_2 (zero for x = 0), written into out."""
-    _library().kit_l2_vertex_f32(x.data_ptr(), x.numel(), radius, out.data_ptr())
+    n = _pair(x, out, "l2_vertex")
+    _status(_library().kit_l2_vertex_f32(x.data_ptr(), n, radius, out.data_ptr(), out.numel()), "l2_vertex")
     return out
 
 
 def linf_vertex(x: torch.Tensor, radius: float, out: torch.Tensor) -> torch.Tensor:
     """-radius * sign(x) with sign(0) = 0, written into out."""
-    _library().kit_linf_vertex_f32(x.data_ptr(), x.numel(), radius, out.data_ptr())
+    n = _pair(x, out, "linf_vertex")
+    _status(_library().kit_linf_vertex_f32(x.data_ptr(), n, radius, out.data_ptr(), out.numel()), "linf_vertex")
     return out
 
 
 def topk_vertex(x: torch.Tensor, k: int, radius: float, support: bool, out: torch.Tensor) -> torch.Tensor:
     """The k-sparse (support=False) or k-support (support=True) vertex for x, written into out."""
-    _library().kit_topk_vertex_f32(x.data_ptr(), x.numel(), k, radius, int(support), out.data_ptr())
+    n = _pair(x, out, "topk_vertex")
+    if not 1 <= k <= n:
+        raise ValueError(f"kernels.topk_vertex: k must lie in [1, {n}]; got {k}")
+    _status(_library().kit_topk_vertex_f32(x.data_ptr(), n, k, radius, int(support), out.data_ptr(), out.numel()),
+            "topk_vertex")
     return out

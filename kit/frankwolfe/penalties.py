@@ -83,6 +83,8 @@ class PenalizedSGD(torch.optim.SGD):
         check_choice(penalty, "penalty", PENALTIES)
         strength = check_float(strength, "strength", low=0.0)
         lr = check_float(lr, "lr", low=0.0)
+        momentum = check_float(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        weight_decay = check_float(weight_decay, "weight_decay", low=0.0)
         if not isinstance(prox, bool):
             raise TypeError(f"prox must be True or False; got {type(prox).__name__}")
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)

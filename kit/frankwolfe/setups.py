@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from ..validate import check_choice, check_float, check_int
-from .optimizers import RESCALE, SFW, ProjectedSGD
+from .constraints import Unconstrained
+from .optimizers import SFW, ProjectedSGD
 from .regions import KINDS, build, constraints_from_init, make_feasible_
 
 PROJECTABLE = ("l1", "l2", "linf", "nuclear", "simplex", "unconstrained")
@@ -28,9 +30,9 @@ def sfw_setup(region: str, *, width: float = 10.0, lr: float = 0.1, momentum: fl
         check_int(dims, "by_dims key (a parameter dimensionality)", low=1)
         check_choice(kind, f"by_dims[{dims}]", KINDS)
     width = check_float(width, "width", low=0.0, low_open=True)
-    check_float(lr, "lr", low=0.0, high=1.0)
-    if rescale not in RESCALE:
-        raise ValueError(f"unknown rescale {rescale!r}; choose one of 'diameter', 'gradient', None")
+    # every optimizer option checked now, by SFW itself on a stand-in parameter: a bad momentum or an
+    # unknown option fails here, before any data is loaded or model built
+    SFW([torch.zeros(1)], [Unconstrained((1,))], lr=lr, momentum=momentum, rescale=rescale, **sfw_options)
     # a probe on a huge (never allocated) matrix shape, so a k valid for big layers passes for every kind
     # (entries, groups along dim 0, rank bound): bad k or p fail here, early
     for kind in {region, *by_dims.values()}:

@@ -21,10 +21,17 @@ import torch
 
 from ..train import Callback, TrainState
 from ..validate import check_float, check_int
-from .constraints import EPS, Constraint, KSupportBall, as_matrix, check_shape, ksupport_norm, resolve_k
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)  # no QR / SVD for these on the CPU: work in float32
-_SVD_UP_TO = 32  # rank bound up to which a full SVD is cheaper than the iteration's overhead
+from .constraints import (
+    EPS,
+    LOW_PRECISION,
+    Constraint,
+    KSupportBall,
+    as_matrix,
+    check_shape,
+    ksupport_norm,
+    resolve_k,
+)
+from .singular import top_k
 
 
 def _resolve_count(k: int | float, limit: int, what: str, shape: torch.Size, name: str = "k") -> int:
@@ -74,7 +81,7 @@ class GroupKSupportBall(Constraint):
         norm = float(top.norm())
         return out.zero_() if norm <= EPS else top.mul_(-self.radius / norm)
 
-    def norm(self, x):
+    def _norm(self, x):
         return ksupport_norm(self.group_norms(x), self.k)
 
     def unit_diameter(self):
@@ -89,103 +96,6 @@ def _matrix_shape(shape: torch.Size) -> tuple[int, int]:
     if len(shape) >= 2:
         return shape[0], math.prod(shape[1:])
     return 1, math.prod(shape)
-
-
-def _block_size(k: int, rank: int, oversample: int | None) -> int:
-    extra = max(4, k // 2) if oversample is None else oversample
-    return min(rank, k + extra)
-
-
-def _random_basis(n: int, p: int, like: torch.Tensor, seed: int) -> torch.Tensor:
-    # a seeded generator of its own: the global RNG is untouched and the first start is reproducible
-    gen = torch.Generator(device=like.device).manual_seed(seed)
-    start = torch.randn(n, p, generator=gen, device=like.device, dtype=like.dtype)
-    return torch.linalg.qr(start).Q
-
-
-def _exact_top(a: torch.Tensor, k: int, p: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    u, s, vh = torch.linalg.svd(a, full_matrices=False)
-    return u[:, :k], s[:k], vh[:k], vh[:p].T
-
-
-def _subspace_iteration(a: torch.Tensor, k: int, basis: torch.Tensor, iters: int, tol: float
-                        ) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None, int]:
-    """Top-k triplets of a by block power iteration with Rayleigh-Ritz from ``basis`` (n x p, orthonormal).
-
-    Returns ((U, S, Vh, new basis), iterations), or (None, iterations) when every residual
-    ||a v_i - s_i u_i|| did not fall below ``tol`` * s_1, or would not within ``iters`` at the rate seen.
-    """
-    rank = min(a.shape)
-    energy = float(torch.linalg.matrix_norm(a)) ** 2
-    y = a @ basis
-    previous = 0.0
-    for it in range(1, iters + 1):
-        left = torch.linalg.qr(y).Q  # m x p
-        z = a.T @ left  # n x p; z^T = left^T a exactly, so a^T u = s v holds for every Ritz triplet
-        w, s, ubt = torch.linalg.svd(z, full_matrices=False)
-        u = left @ ubt.T
-        y = a @ w  # the next iteration's product, and the residual a v - s u for free
-        top = float(s[0])
-        residual = float(torch.linalg.vector_norm(y[:, :k] - u[:, :k] * s[:k], dim=0).max()) / max(top, EPS)
-        captured = float((s[:k] * s[:k]).sum())
-        # the true top k hold at least k/rank of the energy: a block stuck off the dominant subspace fails this
-        if residual <= tol and captured >= (1.0 - 1e-3) * energy * k / rank:
-            return (u[:, :k], s[:k], w[:, :k].T, w), it
-        # a clustered spectrum converges too slowly to beat the full SVD: stop paying for iterations early
-        if residual > tol and it > 1:
-            rate = residual / previous
-            if rate >= 1.0 or it + math.log(tol / residual) / math.log(rate) > iters:
-                return None, it
-        previous = residual
-    return None, iters
-
-
-def _top_k(a: torch.Tensor, k: int, *, iters: int, tol: float, oversample: int | None, start: torch.Tensor | None,
-           seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str, int]:
-    """(U, S, Vh, basis for the next warm start, 'power' or 'svd', power iterations spent)."""
-    rank = min(a.shape)
-    p = _block_size(k, rank, oversample)
-    if 2 * p > rank or rank <= _SVD_UP_TO:  # the full SVD costs about as much then
-        return (*_exact_top(a, k, p), "svd", 0)
-    n = a.shape[1]
-    if start is None or start.shape[0] != n:
-        start = _random_basis(n, p, a, seed)
-    elif start.shape[1] != p:  # k changed (a delayed switch): keep what is known, fill up with random columns
-        extra = p - start.shape[1]
-        start = start[:, :p] if extra < 0 else torch.cat([start.to(a.dtype), _random_basis(n, extra, a, seed)], 1)
-    found, spent = _subspace_iteration(a, k, start.to(a.dtype), iters, tol)
-    if found is None:
-        return (*_exact_top(a, k, p), "svd", spent)
-    return (*found, "power", spent)
-
-
-def top_k_singular(m: torch.Tensor, k: int, *, iters: int = 10, tol: float = 1e-3, oversample: int | None = None,
-                   start: torch.Tensor | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The k largest singular triplets (U: m x k, S: k, Vh: k x n) of a matrix, S descending.
-
-    Block power iteration on p = k + ``oversample`` vectors (default max(4, k // 2)) with Rayleigh-Ritz
-    extraction, from ``start`` (n rows, e.g. last step's right singular vectors; its columns are cut or
-    filled up with random ones to p) or a seeded random basis. It stops once every residual
-    ||m v_i - s_i u_i|| is below ``tol`` * s_1 (the Ritz values then err by
-    about tol^2 s_1 over the relative spectral gap). The
-    full SVD answers instead when p exceeds half the rank, the rank is at most 32, or the iteration
-    has not converged, or would not within ``iters`` steps at the rate seen.
-    """
-    if not isinstance(m, torch.Tensor) or m.dim() != 2:
-        raise TypeError(f"m must be a 2-D tensor (a matrix); got {getattr(m, 'shape', type(m).__name__)}")
-    k = check_int(k, "k", low=1, high=min(m.shape))
-    iters = check_int(iters, "iters", low=1)
-    tol = check_float(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
-    if oversample is not None:
-        oversample = check_int(oversample, "oversample", low=0)
-    seed = check_int(seed, "seed", low=0)
-    if start is not None and (not isinstance(start, torch.Tensor) or start.dim() != 2 or start.shape[0] != m.shape[1]):
-        raise ValueError(f"start must be a basis of {m.shape[1]} rows (one per column of m), shaped "
-                         f"({m.shape[1]}, p); got {getattr(start, 'shape', type(start).__name__)}")
-    a = m.detach()
-    a = a.float() if a.dtype in _LOW_PRECISION else a
-    u, s, vh, _, _, _ = _top_k(a, k, iters=iters, tol=tol, oversample=oversample, start=start, seed=seed)
-    return u.to(m.dtype), s.to(m.dtype), vh.to(m.dtype)
 
 
 class SpectralKSupportBall(Constraint):
@@ -220,11 +130,11 @@ class SpectralKSupportBall(Constraint):
 
     def _lmo(self, x, out):
         a = as_matrix(x)
-        a = a.float() if a.dtype in _LOW_PRECISION else a
+        a = a.float() if a.dtype in LOW_PRECISION else a
         if float(torch.linalg.matrix_norm(a)) <= EPS:
             self.last_method, self.last_iters = "zero", 0
             return out.zero_()
-        u, s, vh, basis, self.last_method, self.last_iters = _top_k(
+        u, s, vh, basis, self.last_method, self.last_iters = top_k(
             a, self.k, iters=self.power_iters, tol=self.tol, oversample=self.oversample,
             start=self._buffers.get("basis"), seed=self.seed)
         self._buffers["basis"] = basis
@@ -233,7 +143,7 @@ class SpectralKSupportBall(Constraint):
             return out.zero_()
         return out.copy_(((u * (s * (-self.radius / size))) @ vh).reshape(x.shape))
 
-    def norm(self, x):
+    def _norm(self, x):
         return ksupport_norm(torch.linalg.svdvals(as_matrix(x.detach()).double()), self.k).to(x.dtype)
 
     def unit_diameter(self):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..language import check_token_ids
 from ..pruning import apply_masks, check_sparsity, effective_weight, is_masked
 from ..validate import check_choice, check_float, check_int
 
@@ -290,6 +291,8 @@ def prune_llm(model: nn.Module, sparsity: float | None = None, *, method: str = 
             or calibration.is_floating_point() or calibration.is_complex()):
         raise ValueError(f"method {method!r} needs calibration token ids: a non-empty integer "
                          f"(sequences, tokens) tensor; got {getattr(calibration, 'dtype', type(calibration).__name__)}")
+    if method in NEEDS_CALIBRATION:
+        check_token_ids(calibration, model, "calibration")
     if spec.structured:
         for name, linear in decoder_linears(model).items():
             if linear.in_features % spec.m:

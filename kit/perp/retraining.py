@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from ..memory import PeakMemory
 from ..schedules import Linear, Warmup
+from ..seeding import check_seed
 from ..train import Callback, TrainState, fit
-from ..validate import check_float, check_int
-from .lora import GROUPS, Trainable, add_lora, set_trainable, trainable_parameters
+from ..validate import check_choice, check_float, check_int
+from .lora import GROUPS, LORA_KINDS, Trainable, add_lora, set_trainable, trainable_parameters
 
 PERP_GROUPS = ("norms", "biases", "lora")  # the paper's choice; biases are absent in Llama models
 
@@ -102,12 +104,37 @@ def retrain(model: nn.Module, train_data, *, steps: int, groups: Sequence[str] =
     retraining). With 'lora', sparsity-preserving adapters of ``lora_kind`` ('mask' or 'scale') are
     added to every decoder Linear first; call :func:`kit.perp.merge` afterwards to fold them in.
     """
+    # every argument first: a refused call leaves the model as it was (no adapters added, nothing frozen)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(train_data, (Dataset, DataLoader)):
+        raise TypeError(f"train_data must be a torch Dataset or DataLoader (e.g. kit.language.TokenWindows); "
+                        f"got {type(train_data).__name__}")
+    if len(train_data) == 0:
+        raise ValueError("train_data is empty")
     steps = check_int(steps, "steps", low=1)
     warmup = check_float(warmup, "warmup", low=0.0, high=1.0, high_open=True)
+    lr = check_float(lr, "lr", low=0.0, low_open=True)
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    seed = check_seed(seed)
+    if not isinstance(checkpointing, bool):
+        raise TypeError(f"checkpointing must be True or False; got {type(checkpointing).__name__}")
+    if isinstance(groups, str):
+        raise TypeError(f"groups must be a sequence of group names such as ('norms', 'lora'); got the string "
+                        f"{groups!r}")
     groups = tuple(groups)
+    if not groups:
+        raise ValueError(f"groups must name at least one of {', '.join(GROUPS)}")
     for g in groups:
         if g not in GROUPS:
             raise ValueError(f"groups: unknown group {g!r}; choose from {', '.join(GROUPS)}")
+    if "lora" in groups and "all" in groups:
+        raise ValueError("groups 'all' and 'lora' exclude each other: 'all' retrains every weight, 'lora' freezes "
+                         "the adapted weights inside their adapters")
+    if "lora" in groups:
+        check_int(rank, "rank", low=1)
+        check_float(alpha, "alpha", low=0.0, low_open=True)
+        check_choice(lora_kind, "lora_kind", LORA_KINDS)
     if "lora" in groups:
         add_lora(model, rank=rank, alpha=alpha, kind=lora_kind, seed=seed)
     set_trainable(model, groups)

@@ -181,6 +181,9 @@ def weight_histogram(weights: nn.Module | Mapping[str, torch.Tensor] | torch.Ten
     groups = _weights(weights)
     if not groups:
         raise ValueError("no weights to plot (a module needs parameters with 2 or more dimensions)")
+    empty = [label for label, values in groups.items() if np.size(values) == 0]
+    if empty:
+        raise ValueError(f"no weights to plot in {', '.join(map(repr, empty[:3]))} (empty tensor)")
     if not per_layer and not (isinstance(weights, Mapping) and not isinstance(weights, nn.Module)):
         groups = {"all weights": np.concatenate(list(groups.values()))}
     lo = min(float(v.min()) for v in groups.values())
@@ -201,7 +204,10 @@ def mosaic(images: torch.Tensor, ncols: int) -> np.ndarray:
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         raise ValueError(f"images must be a tensor of shape (N, C, H, W); got "
                          f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    ncols = check_int(ncols, "ncols", low=1)
     n, c, h, w = images.shape
+    if n == 0:
+        raise ValueError("images is empty: nothing to tile")
     rows = -(-n // ncols)
     grid = np.ones((rows * h, ncols * w, c), dtype=np.float32) * float(images.max())
     for i in range(n):
@@ -214,6 +220,9 @@ def image_grid(images: torch.Tensor, labels: Sequence | None = None, *, ncols: i
                title: str | None = None) -> go.Figure:
     """A grid of images (grayscale or RGB), with optional labels under each."""
     ncols = check_int(ncols, "ncols", low=1)
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty tensor of shape (N, C, H, W); got "
+                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
     ncols = min(ncols, len(images))
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"labels has {len(labels)} entries but images has {len(images)}")

@@ -309,6 +309,8 @@ def _split_layer(layer: nn.Module, r: int) -> nn.Sequential:
 
 def svd_rank(sparsity: float, full_rank: int) -> int:
     """Singular values kept at ``sparsity``: max(1, floor((1 - sparsity) * full_rank))."""
+    sparsity = check_sparsity(sparsity)
+    full_rank = check_int(full_rank, "full_rank", low=1)
     # the 1e-9 guards against round-off: (1 - 0.8) * 10 is 1.9999999999999996 in floating point
     return max(1, math.floor((1.0 - sparsity) * full_rank + 1e-9))
 

@@ -178,6 +178,29 @@ def copy_model(model: nn.Module) -> nn.Module:
             module.__dict__[name] = value
 
 
+def _check_loadable(model: nn.Module, modules: dict[str, nn.Module], state_dict: Mapping[str, torch.Tensor],
+                    by_param: dict[str, dict[str, torch.Tensor]], strict: bool) -> None:
+    # the keys and shapes the model will have once the masks exist, compared before anything changes
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for param, masks in by_param.items():
+        for name in masks:
+            key = f"{name}.{param}".lstrip(".")
+            if not is_masked(modules[name], param):
+                if key not in expected:
+                    raise ValueError(f"state_dict masks {key!r}, which the model does not have")
+                shape = expected.pop(key)
+                expected[f"{key}_orig"] = expected[f"{key}_mask"] = shape
+    wrong = [f"{k}: {tuple(v.shape)} in state_dict, {expected[k]} in the model" for k, v in state_dict.items()
+             if k in expected and isinstance(v, torch.Tensor) and tuple(v.shape) != expected[k]]
+    if wrong:
+        raise ValueError(f"state_dict does not fit the model (size mismatch): {'; '.join(wrong[:5])}")
+    if strict:
+        missing, extra = [k for k in expected if k not in state_dict], [k for k in state_dict if k not in expected]
+        if missing or extra:
+            raise ValueError(f"state_dict does not fit the model: missing keys {missing[:5] or 'none'}, "
+                             f"unexpected keys {extra[:5] or 'none'} (strict=False ignores them)")
+
+
 def load_pruned_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], strict: bool = True) -> nn.Module:
     """Load a state dict saved from a masked model (``*_orig``/``*_mask`` keys) into ``model``; returns it."""
     _check_model(model)
@@ -188,12 +211,14 @@ def load_pruned_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tens
         prefix, _, leaf = key.rpartition(".")
         if leaf.endswith("_mask") and f"{prefix}.{leaf[:-5]}_orig".lstrip(".") in state_dict:
             by_param.setdefault(leaf[:-5], {})[prefix] = value
-    # build the masks first so the keys match, then let load_state_dict copy every value (masks included)
     modules = dict(model.named_modules())
-    for param, masks in by_param.items():
+    for masks in by_param.values():
         missing = [n for n in masks if n not in modules]
         if missing:
             raise ValueError(f"state_dict has masks for modules the model lacks: {', '.join(missing)}")
+    _check_loadable(model, modules, state_dict, by_param, strict)
+    # build the masks first so the keys match, then let load_state_dict copy every value (masks included)
+    for param, masks in by_param.items():
         apply_masks(model, {n: torch.ones_like(effective_weight(modules[n], param), dtype=torch.bool)
                             for n in masks if not is_masked(modules[n], param)}, param)
     model.load_state_dict(state_dict, strict=strict)

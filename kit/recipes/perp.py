@@ -62,7 +62,7 @@ def load(budget: str | None = None, seed: int = 0, device: str | torch.device | 
     if s["model"] == "tiny":
         model, tokenizer = tiny_llama(seed=seed), ByteTokenizer()
     else:
-        model, tokenizer = load_causal_lm(s["model"], device=device)
+        model, tokenizer = load_causal_lm(s["model"], device=device, budget=budget)
     seconds = time.perf_counter() - start
     splits = play_splits(seed)
     # calibration sequences are drawn at random from four times as much text of the calibration plays
@@ -103,11 +103,15 @@ def sweep(setup: Setup, methods: Sequence[str] = ("magnitude", "wanda", "sparseg
 def perp(setup: Setup, model: nn.Module, *, groups: Sequence[str] = PERP_GROUPS, steps: int | None = None,
          rank: int | None = None, lora_kind: str = "mask", lr: float | None = None, checkpointing: bool = False,
          seed: int = 0, progress: bool = True) -> tuple[float, RetrainResult]:
-    """Retrain ``model`` in place with the budget's PERP settings, merge the adapters; held-out perplexity after."""
+    """Retrain ``model`` in place with the budget's PERP settings (``None``: the budget's value; 0 is a value and
+    is refused by :func:`kit.perp.retrain`), merge the adapters; held-out perplexity after."""
     s = setup.settings
-    result = retrain(model, setup.train, steps=steps or s["steps"], groups=groups, rank=rank or s["rank"],
-                     alpha=2.0 * (rank or s["rank"]), lora_kind=lora_kind, lr=lr or s["lr"],
-                     batch_size=s["batch_size"], checkpointing=checkpointing, seed=seed, progress=progress)
+    steps = s["steps"] if steps is None else steps
+    rank = s["rank"] if rank is None else rank
+    lr = s["lr"] if lr is None else lr
+    alpha = 2.0 * rank if isinstance(rank, (int, float)) and not isinstance(rank, bool) else rank
+    result = retrain(model, setup.train, steps=steps, groups=groups, rank=rank, alpha=alpha, lora_kind=lora_kind,
+                     lr=lr, batch_size=s["batch_size"], checkpointing=checkpointing, seed=seed, progress=progress)
     merge(model)
     return perplexity(model, setup.heldout), result
 
