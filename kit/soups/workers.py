@@ -1,7 +1,8 @@
 """Training a phase's ingredients: one after another in this process, or in a pool of spawned processes.
 
 The sequential path is the reference. ``workers > 1`` is the speed path: each worker process has
-one intra-op thread; data and models travel as bytes (no shared memory). Its results equal the
+one intra-op thread; the data and the model's structure reach each worker once, at pool start,
+and per task only weights travel, as bytes read back weights-only. Its results equal the
 sequential ones whenever the sequential run also uses one intra-op thread (CPU kernels may sum in
 an order that depends on the thread count); a test checks it.
 """
@@ -20,7 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import Splits
-from ..pruning import copy_model, refresh_masked
+from ..pruning import copy_model, load_pruned_state_dict, refresh_masked
 from ..train import Callback, TrainState, fit
 
 
@@ -77,22 +78,27 @@ def _dumps(obj: Any) -> bytes:
 
 
 def _loads(payload: bytes) -> Any:
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)  # our own bytes
+    # weights and numbers only travel as bytes; the model's structure and the data come once, at pool start
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(payload: bytes) -> None:
+def _init_worker(template: nn.Module, train: Dataset, val: Dataset, device: str | torch.device | None) -> None:
     # one intra-op thread per worker: m workers share the cores, and the sums match a one-thread run
     torch.set_num_threads(1)
-    _WORKER.update(_loads(payload))
+    _WORKER.update(template=template, train=train, val=val, device=device)
 
 
-def _train_in_worker(model_payload: bytes, task: IngredientTask) -> bytes:
-    model = _loads(model_payload)
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def _train_in_worker(state: bytes, task: IngredientTask) -> bytes:
+    model = load_pruned_state_dict(copy_model(_WORKER["template"]), _loads(state))
     history = train_ingredient(model, _WORKER["train"], _WORKER["val"], task, _WORKER["device"], progress=False)
-    return _dumps({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "history": history})
+    return _dumps({"state_dict": _state(model), "history": history})
 
 
 class IngredientTrainer:
@@ -112,12 +118,12 @@ class IngredientTrainer:
                 out.append((model, history))
             return out
         if self.pool is None:
-            payload = _dumps({"train": self.data.train, "val": self.data.val, "device": self.device})
+            # the structure once per pool (multiprocessing pickles it); per task only the weights travel
             self.pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(payload,))
-        model_payload = _dumps(copy_model(work).cpu())
-        futures = [self.pool.submit(_train_in_worker, model_payload, task) for task in tasks]
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                initargs=(copy_model(work).cpu(), self.data.train, self.data.val, self.device))
+        state = _dumps(_state(work))
+        futures = [self.pool.submit(_train_in_worker, state, task) for task in tasks]
         out = []
         for future in futures:
             result = _loads(future.result())
