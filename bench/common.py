@@ -14,7 +14,7 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def write_result(name: str, payload: dict, keep: tuple[str, ...] = ()) -> Path:
+def write_result(name: str, payload: dict, keep: tuple[str, ...] = (), budget: str = "cpu") -> Path:
     """Write bench/results/<name>.json with the payload plus the machine it was measured on.
 
     Keys in ``keep`` that the payload lacks are carried over from the previous file (e.g. the
@@ -34,11 +34,12 @@ def write_result(name: str, payload: dict, keep: tuple[str, ...] = ()) -> Path:
                 payload.setdefault("carried_over", {})[key] = previous.get("machine", {}).get("date")
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "machine": platform.machine(), "python": platform.python_version(),
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     # write beside the target, then rename: a killed run never leaves a truncated result
     fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=f".{name}.", suffix=".json.tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump({"benchmark": name, "machine": meta, **payload}, f, indent=2)
+        json.dump({"benchmark": name, "budget": budget, "machine": meta, **payload}, f, indent=2)
     os.replace(tmp, path)
     print(f"wrote {path}")
     return path

@@ -7,15 +7,23 @@ parameters) for the budget's steps on magnitude, Wanda and the dense model (the 
 how much of any recovery is adaptation to the Shakespeare domain).
 Part 3, cost, in this one process: time per step and peak memory of PERP against full retraining
 (all weights, masks kept), with and without activation checkpointing.
+Part 4, baselines at 50% magnitude and the same step count: full retraining (the paper's central
+comparison: PERP ~ full retraining), norms only, norms + LoRA rank 1 (the paper's 0.27-0.35% of the
+parameters) and the default PERP (rank 4, 0.93%) over 3 training seeds; recovery in perplexity and in
+cross-entropy (log perplexity), against the dense model and against the dense model retrained the
+same way (the domain-adaptation control of part 2).
 
-    python bench/perp.py [--skip-retrain] [--steps 150] [--cost-steps 8]
+    python bench/perp.py [--skip-retrain] [--only baselines] [--steps 150] [--cost-steps 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import statistics
 
-from common import write_result
+from common import RESULTS, write_result
 
 from kit.language import generate
 from kit.recipes import perp as pe
@@ -49,6 +57,46 @@ def retraining(setup: pe.Setup, steps: int) -> dict:
     return out
 
 
+BASELINES = (  # label, groups, rank, seeds
+    ("PERP: norms + LoRA rank 4", pe.PERP_GROUPS, 4, (0, 1, 2)),
+    ("norms + LoRA rank 1", pe.PERP_GROUPS, 1, (0,)),
+    ("norms only", ("norms", "biases"), None, (0,)),
+    ("full retraining", ("all",), None, (0,)),
+)
+
+
+def baselines(setup: pe.Setup, steps: int, dense_retrained: float | None) -> dict:
+    """Every baseline retrained from the same 50% magnitude-pruned model, same steps, lr and data."""
+    dense = pe.perplexity(setup.model, setup.heldout)
+    model, _ = pe.pruned_copy(setup, "magnitude", 0.5, progress=False)
+    before = pe.perplexity(model, setup.heldout)
+    del model
+    rows = []
+    for label, groups, rank, seeds in BASELINES:
+        for seed in seeds:
+            model, _ = pe.pruned_copy(setup, "magnitude", 0.5, progress=False)
+            after, result = pe.perp(setup, model, groups=groups, rank=rank, steps=steps, seed=seed, progress=False)
+            row = {"method": f"{label} (seed {seed})", "label": label, "seed": seed, "groups": list(groups),
+                   "rank": rank, "trainable_percent": result.trainable.percent, "perplexity": after,
+                   "recovered_ppl": pe.recovered_fraction(before, after, dense),
+                   "recovered_ce": pe.recovered_fraction(math.log(before), math.log(after), math.log(dense)),
+                   "last_loss": result.losses[-1], "seconds_per_step": result.seconds_per_step}
+            if dense_retrained is not None:
+                row["recovered_ppl_vs_dense_retrained"] = pe.recovered_fraction(before, after, dense_retrained)
+                row["recovered_ce_vs_dense_retrained"] = pe.recovered_fraction(
+                    math.log(before), math.log(after), math.log(dense_retrained))
+            rows.append(row)
+            print({k: v for k, v in row.items() if k not in ("groups",)}, flush=True)
+            del model
+    summary = {}
+    for label, *_ in BASELINES:
+        mine = [r for r in rows if r["label"] == label]
+        summary[label] = {key: [r[key] for r in mine] for key in
+                          ("perplexity", "recovered_ppl", "recovered_ce", "trainable_percent")}
+    return {"steps": steps, "sparsity": 0.5, "pruning": "magnitude", "dense": dense, "pruned": before,
+            "dense_retrained": dense_retrained, "rows": rows, "summary": summary}
+
+
 def cost(setup: pe.Setup, steps: int) -> dict:
     out = {}
     for checkpointing in (False, True):
@@ -72,18 +120,53 @@ def cost(setup: pe.Setup, steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-retrain", action="store_true")
+    parser.add_argument("--only", choices=("baselines", "verdicts"),
+                        help="measure only this part (verdicts: recompute them from the last result); keep the rest")
     parser.add_argument("--steps", type=int, default=pe.SETTINGS["cpu"]["steps"])
     parser.add_argument("--cost-steps", type=int, default=8)
     args = parser.parse_args()
+    if args.only == "verdicts":
+        previous = json.loads((RESULTS / "perp.json").read_text())
+        payload = {k: v for k, v in previous.items() if k not in ("benchmark", "budget", "machine", "carried_over")}
+        payload["verdicts"] = verdicts(payload["baselines"])
+        write_result("perp", payload, keep=())
+        return
     setup = pe.load("cpu")
     payload = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in setup.settings.items()},
                "heldout": {"plays": list(pe.play_splits(0).heldout), "tokens": setup.heldout.tokens},
                "load_s": setup.load_seconds}
-    payload["one_shot"] = one_shot(setup)
-    payload["cost"] = cost(setup, args.cost_steps)
-    if not args.skip_retrain:
-        payload["retraining"] = retraining(setup, args.steps)
-    write_result("perp", payload, keep=("retraining",))
+    keep = ("retraining", "baselines")
+    if args.only != "baselines":
+        payload["one_shot"] = one_shot(setup)
+        payload["cost"] = cost(setup, args.cost_steps)
+        if not args.skip_retrain:
+            payload["retraining"] = retraining(setup, args.steps)
+    else:
+        keep = ("one_shot", "cost", "retraining", "baselines")
+    previous = pe_previous_dense_retrained(payload)
+    payload["baselines"] = baselines(setup, args.steps, previous)
+    payload["verdicts"] = verdicts(payload["baselines"])
+    write_result("perp", payload, keep=keep)
+
+
+def verdicts(b: dict) -> dict:
+    """The paper's claim: retraining under 1% of the parameters recovers about as much as full retraining."""
+    perp, full = b["summary"]["PERP: norms + LoRA rank 4"], b["summary"]["full retraining"]
+    p_ce, f_ce = statistics.fmean(perp["recovered_ce"]), statistics.fmean(full["recovered_ce"])
+    p_ppl, f_ppl = statistics.fmean(perp["perplexity"]), statistics.fmean(full["perplexity"])
+    holds = p_ce >= 0.9 * f_ce
+    why = (f"{b['steps']} steps at 50% magnitude: PERP ({perp['trainable_percent'][0]:.2f}% of the parameters) "
+           f"perplexity {p_ppl:.1f}, recovers {p_ce:.0%} of the cross-entropy gap; full retraining {f_ppl:.1f}, "
+           f"{f_ce:.0%} (about as much: at least 90% of full retraining's recovery)")
+    return {"perp_matches_full_retraining": {"holds": holds, "why": why}}
+
+
+def pe_previous_dense_retrained(payload: dict) -> float | None:
+    """The dense model's perplexity after PERP (part 2): this run's, else the last measured one."""
+    if "retraining" in payload:
+        return payload["retraining"]["dense"]["after"]
+    path = RESULTS / "perp.json"
+    return json.loads(path.read_text())["retraining"]["dense"]["after"] if path.exists() else None
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ the dense model's, measured interleaved (medians), then the median over 5 rounds
 (target <= 1.1); and the wall time of each IMP phase.
 Part 2, accuracy (MNIST-5k, 10 dense epochs, 3 retraining epochs over 3 phases, seeds 0-2):
 IMP with FT/SLR/ALLR and GMP on the MLP and the small CNN, the criteria on the MLP, and accuracy
-against the retraining budget at 95%.
+against the retraining budget at 95%. Part 3, the paper's comparison: IMP with every retraining schedule
+(FT, LRW, SLR, CLR, LLR, ALLR) on the MLP at 90/95/98%, and FT's sensitivity to the original schedule's
+final learning rate (FT retrains at that rate).
 
-    python bench/pruning.py [--skip-accuracy] [--seeds 0,1,2] [--repeats 1000] [--rounds 5]
+    python bench/pruning.py [--skip-accuracy] [--only schedules] [--seeds 0,1,2] [--repeats 1000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -106,11 +108,49 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--repeats", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", choices=("schedules",), help="measure only this part; keep the rest")
     args = parser.parse_args()
-    payload = {"data": "mnist5k", "speed": speed(args.repeats, args.rounds)}
-    if not args.skip_accuracy:
-        payload["accuracy"] = accuracy([int(s) for s in args.seeds.split(",")])
-    write_result("pruning", payload, keep=("accuracy",))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    keep = ("accuracy", "schedules", "verdicts")
+    payload = {"data": "mnist5k"}
+    if args.only is None:
+        payload["speed"] = speed(args.repeats, args.rounds)
+        if not args.skip_accuracy:
+            payload["accuracy"] = accuracy(seeds)
+    else:
+        keep += ("speed",)
+    payload["schedules"] = schedules(seeds)
+    payload["verdicts"] = verdicts(payload["schedules"])
+    write_result("pruning", payload, keep=keep)
+
+
+SCHEDULE_SPARSITIES = (0.9, 0.95, 0.98)
+
+
+def schedules(seeds: list[int]) -> dict:
+    """Every retraining schedule against each other, and FT against the original schedule's final rate."""
+    dense = [px.train_dense("mnist5k", s, px.EPOCHS["cpu"]) for s in seeds]
+    retrain = px.RETRAIN_EPOCHS["cpu"]
+    settings = {name: {"schedule": name} for name in kit.pruning.RETRAIN_SCHEDULES}
+    grid = px.compare(dense, SCHEDULE_SPARSITIES, settings, retrain_epochs=retrain)
+    ft = px.ft_sensitivity(dense, (0.95, 0.98), retrain_epochs=retrain)
+    for g in (grid, ft):
+        for row in g.rows():
+            print("  " + "  ".join(f"{v:.4f}" if isinstance(v, float) else f"{v:14s}" for v in row.values()))
+    return {"sparsities": list(SCHEDULE_SPARSITIES), "retrain_epochs": retrain, "seeds": seeds,
+            "dense_final_lr": dense[0].schedule(dense[0].steps - 1),
+            "all": {"rows": grid.rows(), **grid.to_dict()}, "ft_final_lr": {"rows": ft.rows(), **ft.to_dict()}}
+
+
+def verdicts(result: dict) -> dict:
+    """The paper's claims: SLR and ALLR at least match LRW (and FT) at high sparsity with few retraining epochs."""
+    means = {row["setting"]: row for row in result["all"]["rows"]}
+    cols = [f"{s:.0%}" for s in result["sparsities"]]
+    gaps = {name: [means[name][c] - means["LRW"][c] for c in cols] for name in ("SLR", "ALLR")}
+    holds = all(g >= -0.005 for v in gaps.values() for g in v)
+    why = "; ".join(f"{n} - LRW: " + ", ".join(f"{100 * g:+.1f}" for g in v) + " points at " + "/".join(cols)
+                    for n, v in gaps.items())
+    return {"slr_allr_beat_lrw_and_ft": {"holds": holds, "why": why}}
 
 
 if __name__ == "__main__":

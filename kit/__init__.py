@@ -19,7 +19,7 @@ from .results import record
 from .seeding import seed_everything
 from .source import show
 
-__all__ = ["budget", "data", "get_budget", "get_device", "language", "memory", "models", "plots", "recipes",
+__all__ = ["budget", "claims", "data", "get_budget", "get_device", "language", "memory", "models", "plots", "recipes",
            "record", "results", "runs", "schedules", "seed_everything", "setup", "show", "train", "widgets"]
 __version__ = "0.2.0"
 
@@ -29,6 +29,8 @@ def __getattr__(name: str) -> object:
     # moved in 0.2: kit.experiments is kit.recipes.common (the old module warns when imported)
     if name == "experiments":
         return importlib.import_module("kit.experiments")
+    if name == "claims":  # imported on first use, so `python -m kit.claims` runs it only once
+        return importlib.import_module("kit.claims")
     raise AttributeError(f"module 'kit' has no attribute {name!r}")
 
 

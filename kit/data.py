@@ -44,6 +44,31 @@ class SplitDataset(TensorDataset):
         return self.tensors[1]
 
 
+class RandomShift(Dataset):
+    """Images shifted by a random (dy, dx) with |dy|, |dx| <= ``max_shift`` pixels, zero fill, one draw per item
+    read; the draws come from ``seed``, so the same reads give the same shifts (data augmentation)."""
+
+    def __init__(self, dataset: Dataset, max_shift: int, seed: int = 0) -> None:
+        self.dataset = dataset
+        self.max_shift = check_int(max_shift, "max_shift", low=0)
+        self.seed = check_seed(seed)
+        self._generator: torch.Generator | None = None  # made on first read, so the dataset pickles
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.dataset[index]
+        s = self.max_shift
+        if s == 0:
+            return x, y
+        if self._generator is None:
+            self._generator = generator(self.seed)
+        dy, dx = (torch.randint(-s, s + 1, (2,), generator=self._generator) + s).tolist()
+        padded = torch.nn.functional.pad(x, (s, s, s, s))
+        return padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]], y
+
+
 class TextDataset(Dataset):
     """Character-level next-token windows over a set of works (plays), with the raw texts kept."""
 

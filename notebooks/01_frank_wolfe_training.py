@@ -80,9 +80,9 @@ kit.plots.table([{"parameter": name, "region": repr(r), "diameter": r.diameter}
 
 # %% [markdown]
 # ## SGD against SFW over five regions
-# The same MLP (784-300-100-10), the same epochs, three seeds; SGD with momentum 0.9 and weight
-# decay 5e-4 against SFW with momentum 0.9, gradient rescaling and learning rate 1.0 over each
-# region (k = 5% of each layer for the k-sparse and k-support regions).
+# The same MLP (784-300-100-10), the same epochs, three seeds; SGD with momentum `0.9` and weight
+# decay `5e-4` against SFW with momentum `0.9`, gradient rescaling and learning rate `1.0` over each
+# region (k = `5%` of each layer for the k-sparse and k-support regions).
 
 # %%
 main = fwx.compare((fwx.SGD, *fwx.REGIONS), source, seeds=seeds, epochs=epochs,
@@ -95,12 +95,21 @@ curves = {label: [r.history["val_accuracy"] for r in runs] for label, runs in ma
 kit.plots.band_curves(list(range(1, epochs + 1)), curves, xlabel="epoch", ylabel="validation accuracy",
                       title="validation accuracy during training")
 
+# %% tags=["measured"]
+fw = kit.claims.load("frank_wolfe")
+acc = {row["method"]: row["mean"] for row in fw["accuracy.rows"]}
+sgd = acc["SGD + weight decay"]
+close = all(sgd - acc[m] <= 0.01 for m in ("SFW L2 ball", "SFW k-sparse polytope", "SFW L-inf ball"))
+gap = sgd - acc["SFW k-support ball"]
+fw.say("The L1 ball is the odd one out: its vertices move a single weight per step, far too few for a "
+       "network with 266k weights ({accuracy.rows[SFW L1 ball].mean:.1%} at the cpu budget). L2, k-sparse "
+       "and L-inf {close} a point of SGD at {accuracy.epochs} epochs (where SGD itself is not yet "
+       "converged: see the claim below); the k-support ball (vertices on 5% of each layer's entries) "
+       "{trails} {gap:.1pp} points at the cpu budget, {within} 2.",
+       close="come within" if close else "do not all come within", gap=abs(gap),
+       trails="trails by" if gap >= 0 else "leads by", within="within" if gap <= 0.02 else "more than")
+
 # %% [markdown]
-# The L1 ball is the odd one out: its vertices move a single weight per step, far too few for a
-# network with 266k weights (22.5% at the cpu budget). L2, k-sparse and L-inf come within half a
-# point of SGD; the k-support ball (vertices on 5% of each layer's entries) trails by 1.3 points at
-# the cpu budget, within 2.
-#
 # ## The region shapes the weights
 # With a loose region (width 10) the weights rarely touch the boundary in a few epochs. With a
 # tight one (width 1) the shape shows: the L-inf ball drives many first-layer weights to its
@@ -131,13 +140,60 @@ kit.plots.band_curves(list(range(1, epochs + 1)),
 
 # %% [markdown]
 # ## The claim, measured
-# SFW reaches the accuracy of SGD with momentum and weight decay: the best SFW setting of this small
-# sweep (regions x rescaling modes) is within 1.5 points of SGD, mean of 3 seeds.
-# Measured at the cpu budget (`bench/frank_wolfe.py`, 10 epochs, seeds 0-2): SGD 93.9%;
-# **SFW over the L2 ball with gradient rescaling 93.6%**, L-inf ball 93.5%, k-sparse polytope 93.5%,
-# k-support ball 92.6%, L1 ball 22.5%; L2 with diameter rescaling 86.6%, without rescaling 86.0%.
-# With tight regions (width 1), 34% of the L-inf model's first-layer weights sit within 10% of +-r
-# and 83% of the k-sparse model's are near zero (SGD: 0% and 6%).
+
+# %% tags=["measured"]
+fw = kit.claims.load("frank_wolfe")
+acc = {row["method"]: row["mean"] for row in fw["accuracy.rows"]}
+sgd = acc.pop("SGD + weight decay")
+best = max(acc, key=acc.get)
+close = sgd - acc[best] <= 0.015
+fw.say("At the notebook's {accuracy.epochs} epochs the best SFW setting of this small sweep (regions x "
+       "rescaling modes) {within} 1.5 points of SGD with momentum and weight decay, mean of {accuracy.seeds.n} "
+       "seeds (at convergence: below). "
+       "Measured at the cpu budget (`bench/frank_wolfe.py`, {accuracy.epochs} epochs, seeds "
+       "{accuracy.seeds[0]}-{accuracy.seeds[-1]}): SGD {accuracy.rows[SGD + weight decay].mean:.1%}; "
+       "{b}SFW over the L2 ball with gradient rescaling {accuracy.rows[SFW L2 ball].mean:.1%}{b}, "
+       "L-inf ball {accuracy.rows[SFW L-inf ball].mean:.1%}, "
+       "k-sparse polytope {accuracy.rows[SFW k-sparse polytope].mean:.1%}, "
+       "k-support ball {accuracy.rows[SFW k-support ball].mean:.1%}, L1 ball {accuracy.rows[SFW L1 ball].mean:.1%}; "
+       "L2 with diameter rescaling {accuracy.rows[L2, diameter rescaling (lr 1.0)].mean:.1%}, "
+       "without rescaling {accuracy.rows[L2, no rescaling (lr 0.01)].mean:.1%}.",
+       within="is within" if close else "is not within",
+       b="**" if best == "SFW L2 ball" else "")
+
+# %% tags=["measured"]
+fw = kit.claims.load("frank_wolfe")
+fw.say("With tight regions (width 1), "
+       "{first_layer_weights_width_1[SFW L-inf ball, width 1].near_extreme:.0%} of the L-inf model's "
+       "first-layer weights sit within 10% of +-r and "
+       "{first_layer_weights_width_1[SFW k-sparse polytope, width 1].near_zero:.0%} of the k-sparse model's "
+       "are near zero (SGD: {first_layer_weights_width_1[SGD + weight decay].near_extreme:.0%} and "
+       "{first_layer_weights_width_1[SGD + weight decay].near_zero:.0%}).")
+
+# %% [markdown]
+# ### At convergence
+# Ten epochs leave SGD itself undertrained, so a small gap there says little. `bench/frank_wolfe.py`
+# therefore also trains every method for longer, each at the learning rate its validation accuracy
+# picks from a small grid (test accuracy never chooses), and compares test accuracy seed by seed
+# (same split, same initialization). SFW over the L1 ball is left out: it cannot train this network.
+
+# %% tags=["measured"]
+import statistics
+
+fw_conv = kit.claims.load("frank_wolfe")
+fw_conv.table([{**row, "gap": statistics.fmean(row["gap_to_sgd"]),
+                "gap_sd": statistics.stdev(row["gap_to_sgd"]) if len(row["gap_to_sgd"]) > 1 else 0.0}
+               for row in fw_conv["converged.rows"]],
+              {"method": "{method}", "lr (by validation)": "{lr:g}", "test accuracy": "{mean:.2%} ± {std:.2%}",
+               "points behind SGD (paired)": "{gap:.2pp} ± {gap_sd:.2pp}"},
+              title="At convergence: mean ± std over the seeds")
+
+# %% tags=["measured"]
+fw_conv = kit.claims.load("frank_wolfe")
+fw_conv.say("So, at {converged.epochs} epochs with tuned learning rates: {verdicts.sfw_matches_sgd.why}. The "
+            "paper's claim that SFW matches SGD (within a point) {holds} here; what holds at both thread counts, "
+            "and what the claim test asserts, is that the best region comes within 2.5 points of tuned SGD.",
+            holds="holds" if fw_conv["verdicts.sfw_matches_sgd.holds"] else "does not hold")
 
 # %%
 rows = main.rows() + rescaling.rows()

@@ -32,6 +32,16 @@ def test_switches_must_be_booleans(field, value):
         FLConfig(**{field: value})
 
 
+def test_unknown_presets_and_splits_are_refused_by_name():
+    from kit.recipes import federated as fx
+
+    with pytest.raises(ValueError, match=r"preset.*kit.*reference"):
+        fx.config("smoke", preset="paper")
+    with pytest.raises(ValueError, match="split"):
+        FLConfig(split="byzantine")
+    assert fx.config("smoke", preset="reference").split == "all"
+
+
 def test_a_checkpoint_path_that_is_a_file_fails_before_any_data_or_round(tmp_path, monkeypatch):
     target = tmp_path / "a_file"
     target.write_text("x")

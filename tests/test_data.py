@@ -738,3 +738,23 @@ def test_cifar10_from_a_local_copy(no_network, monkeypatch, tmp_path):
     for c in range(3):
         v = float(raw.val.inputs[0, c, 5, 7])
         assert float(z.val.inputs[0, c, 5, 7]) == pytest.approx((v - float(mean[c])) / float(std[c]), rel=1e-4)
+
+
+def test_random_shift_moves_the_image_with_zero_fill_and_is_seeded():
+    x = torch.arange(1.0, 26.0).view(1, 5, 5)
+    ds = torch.utils.data.TensorDataset(x[None].repeat(40, 1, 1, 1), torch.zeros(40, dtype=torch.long))
+    shifted = data.RandomShift(ds, 2, seed=3)
+    seen = set()
+    for i in range(40):
+        out, _ = shifted[i]
+        # find the shift by hand: the one (dy, dx) whose zero-filled shift of x gives out
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                   if torch.equal(out, torch.nn.functional.pad(x, (2, 2, 2, 2))[..., 2 + dy:7 + dy, 2 + dx:7 + dx])]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 10  # the shifts vary
+    a, b = data.RandomShift(ds, 2, seed=3), data.RandomShift(ds, 2, seed=3)
+    assert torch.equal(torch.stack([a[i][0] for i in range(5)]), torch.stack([b[i][0] for i in range(5)]))
+    assert torch.equal(data.RandomShift(ds, 0)[0][0], x)
+    with pytest.raises(ValueError, match="max_shift"):
+        data.RandomShift(ds, -1)

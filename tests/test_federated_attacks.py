@@ -64,7 +64,7 @@ def test_class_similarity_row_without_samples_is_one_hot():
 
 def test_registry():
     assert ATTACKS == ("none", "random", "constant", "second", "lma", "cpa", "hiding_lma", "hiding_cpa")
-    assert FEDAVG_ATTACKS == ("none", "gaussian", "scaled", "sign_flip")
+    assert FEDAVG_ATTACKS == ("none", "gaussian", "gaussian_weights", "scaled", "sign_flip")
 
 
 def test_random_is_uniform_one_hot_and_reproducible():
@@ -218,6 +218,17 @@ def test_fedavg_gaussian_and_none():
     honest = torch.arange(12.0).view(3, 4)
     copies = attack_weights("none", honest, 4, generator=gen(1))
     assert all(any(torch.equal(c, h) for h in honest) for c in copies)
+
+
+def test_fedavg_gaussian_weights_replace_the_model_not_the_update():
+    """The reference's attack: the attacker's weights are noise, so global + update is the noise itself."""
+    v = torch.zeros(3, 2000, dtype=torch.float64)
+    base = torch.linspace(-3, 3, 2000, dtype=torch.float64)
+    update = attack_weights("gaussian_weights", v, 2, sigma=0.5, generator=gen(0), global_vector=base)
+    noise = attack_weights("gaussian", v, 2, sigma=0.5, generator=gen(0))
+    np.testing.assert_allclose((base + update).numpy(), noise.numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="global_vector"):
+        attack_weights("gaussian_weights", v, 2, generator=gen(0))
 
 
 # ----------------------------------------------------------------------------------------- bad inputs

@@ -11,6 +11,12 @@ from kit.recipes import federated as fx
 
 SEEDS = (0, 1, 2)
 ROUNDS = 5
+# reference preset, 5 rounds, seeds 0-2, identical at 1 and 2 threads: attack-free 0.771 /
+# 0.781 / 0.756, LMA on the mean 0.125 / 0.139 / 0.061, ExpGuard 0.764 / 0.750 / 0.744 (3.1 points below on
+# seed 1 after 5 rounds; 0.5 points on average at 10 rounds in the bench), FedAvg under Gaussian weights
+# 0.344 / 0.327 / 0.361 against FedDistill under random one-hot 0.719 / 0.632 / 0.690.
+REFERENCE_MARGINS = (0.4, 0.05)  # the mean collapses by more than 40 points; ExpGuard stays within 5
+FEDAVG_MARGIN = 0.2
 
 
 def final(**overrides):
@@ -97,7 +103,37 @@ def test_non_iid_clients_with_40_percent_lma_break_the_mean_and_expguard():
     free = final(alpha=0.3)
     plain = final(alpha=0.3, byzantine=0.4, attack="lma")
     guarded = final(alpha=0.3, byzantine=0.4, attack="lma", expguard=True)
-    # 5 rounds: attack-free 0.638 / 0.797 / 0.801, mean 0.453 / 0.413 / 0.458, ExpGuard 0.646 / 0.015 / 0.481
+    # 5 rounds, seeds 0-9, identical at 1 and 2 threads but for one seed's third decimal: attack-free 0.67-0.81,
+    # the mean under LMA 0.44-0.61; the smallest per-seed loss is 0.18 (seed 9), so the 0.1 margin holds on
+    # every seed. (The failure reported in issue 18, 0.564 against 0.638 on seed 0, came from the code before
+    # round seeds were derived from (seed, round): its seed-0 draws gave a weak attack-free run, 0.638, and a
+    # mild attack. A per-seed margin needs a spread measured over many seeds; this one was.)
     for f, m in zip(free, plain, strict=True):
         assert m < f - 0.1
-    assert fx.mean(guarded) < fx.mean(free) - 0.1  # per seed it varies from no loss to a collapse
+    # ExpGuard per seed varies from a mild loss to a collapse (seeds 0-9: 0.012-0.587, mean 0.284 against the
+    # attack-free 0.769): a claim on the mean over seeds. Even the three seeds where ExpGuard did best (0, 2, 3)
+    # average 0.515 against their attack-free 0.749, so three seeds keep the average's margin.
+    assert fx.mean(guarded) < fx.mean(free) - 0.1
+
+
+def reference(**overrides):
+    return [h.accuracy for h in fx.runs(fx.config("cpu", preset="reference", rounds=ROUNDS, **overrides), SEEDS)]
+
+
+def test_in_the_reference_setting_lma_collapses_the_mean_and_expguard_restores_it():
+    """The paper's claim, in the reference code's setting (data split among all clients, one local epoch a round):
+    measured at 1 and 2 threads, see REFERENCE_MARGINS."""
+    free = reference()
+    plain = reference(byzantine=0.3, attack="lma")
+    guarded = reference(byzantine=0.3, attack="lma", expguard=True)
+    collapse, restored = REFERENCE_MARGINS
+    for f, m, g in zip(free, plain, guarded, strict=True):
+        assert m < f - collapse, (free, plain)
+        assert g > f - restored, (free, guarded)
+
+
+def test_gaussian_weights_break_fedavg_where_gaussian_updates_only_dent_it():
+    weights = final(protocol="fedavg", byzantine=0.3, attack="gaussian_weights", preset="reference")
+    distill = reference(byzantine=0.3, attack="random")
+    for w, d in zip(weights, distill, strict=True):
+        assert w < d - FEDAVG_MARGIN, (weights, distill)

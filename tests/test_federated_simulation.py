@@ -97,6 +97,18 @@ def test_batchnorm_clients_fall_back_to_the_loop_with_the_same_result():
     assert runs[0].accuracy > 0.2  # ten digit classes: the CNN server learned something in one round
 
 
+def test_split_all_gives_honest_clients_the_shares_of_all_clients():
+    honest = sim.setup(sim.FLConfig(**{**SMALL, "clients": 4}, byzantine=0.5, attack="lma"))
+    everyone = sim.setup(sim.FLConfig(**{**SMALL, "clients": 4}, byzantine=0.5, attack="lma", split="all"))
+    private = len(honest.train)
+    assert len(honest.parts) == len(everyone.parts) == 2
+    assert sum(len(p) for p in honest.parts) == private  # split among the 2 honest clients
+    assert [len(p) for p in everyone.parts] == [len(p) for p in partition(honest.train.tensors[1], 4)[:2]]
+    assert sum(len(p) for p in everyone.parts) <= private // 2 + 2  # the attackers' half is unused
+    with pytest.raises(ValueError, match="split"):
+        sim.FLConfig(**SMALL, split="some")
+
+
 def test_target_flips_match_the_margin_rule_of_a_one_hot_attack():
     # with a fraction f of one-hot attackers on class j, the mean names another class than the honest mean's
     # top class t exactly where (1 - f) (p_t - p_j) < f (p_t, p_j: the honest mean's probabilities)

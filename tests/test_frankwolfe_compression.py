@@ -102,11 +102,13 @@ def test_k_support_method_uses_k_and_width():
     assert isinstance(first, KSupportBall) and first.k == 100  # 25% of 10 * 40
 
 
-def test_step_time_is_positive_and_sgd_is_cheapest():
+def test_step_time_gives_one_positive_finite_time_per_method():
+    # which method is cheapest is a speed claim: bench/compression.py measures it, no timed unit test does
     torch.manual_seed(0)
     batch = (torch.randn(32, 64), torch.randint(0, 10, (32,)))
     times = {m.label: cx.step_time(m, MLP((64,), widths=(64,)), batch, repeats=3) for m in (SGD, cx.NUCLEAR)}
-    assert all(t > 0 for t in times.values())
+    assert set(times) == {SGD.label, cx.NUCLEAR.label}
+    assert all(0 < t < float("inf") for t in times.values())
 
 
 def test_bad_input_fails_before_training(digits):

@@ -44,6 +44,7 @@ from kit.soups import (
     sparse_model_soup,
     uniform_soup,
 )
+from kit.soups.sms import MIXED_SHIFTS
 from kit.train import evaluate, fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -380,6 +381,16 @@ def test_one_ingredient_is_imp(dense, digits):
                     train_steps=DENSE_EPOCHS * SPE, schedule="ALLR", progress=False)
     assert [p.accuracy for p in soup.phases] == [p.accuracy for p in reference.phases]
     assert_same_state(state_of(soup.model), state_of(reference.model))
+
+
+def test_mixed_ingredients_differ_in_batch_order_weight_decay_and_augmentation(dense, digits):
+    result = sms(dense, digits, phases=1, retrain_epochs=1, ingredients=3, vary="mixed", weight_decay=1e-3)
+    ingredients = result.phases[0].ingredients
+    assert len({x.seed for x in ingredients}) == 3
+    assert [x.weight_decay for x in ingredients] == pytest.approx([5e-4, 1e-3, 2e-3])
+    assert MIXED_SHIFTS == (0, 1, 2)  # ingredient j shifts by up to MIXED_SHIFTS[j] pixels
+    with pytest.raises(ValueError, match="values= does not apply"):
+        sms(dense, digits, phases=1, retrain_epochs=1, ingredients=3, vary="mixed", values=[1, 2, 3])
 
 
 @pytest.mark.parametrize("vary", ["weight_decay", "lr", "retrain_length"])

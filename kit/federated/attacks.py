@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..validate import check_choice, check_float, check_int
 
 ATTACKS = ("none", "random", "constant", "second", "lma", "cpa", "hiding_lma", "hiding_cpa")
-FEDAVG_ATTACKS = ("none", "gaussian", "scaled", "sign_flip")
+FEDAVG_ATTACKS = ("none", "gaussian", "gaussian_weights", "scaled", "sign_flip")
 
 PROBABILITY_ATOL = 1e-3  # a softmax in float16/bfloat16 sums to one only up to about this
 
@@ -192,13 +192,16 @@ def attack(name: str, honest: torch.Tensor, n_byzantine: int, *, generator: torc
 
 
 def attack_weights(name: str, honest_vectors: torch.Tensor, n_byzantine: int, *,
-                   generator: torch.Generator | None = None, sigma: float = 1.0, scale: float = -10.0) -> torch.Tensor:
+                   generator: torch.Generator | None = None, sigma: float = 1.0, scale: float = -10.0,
+                   global_vector: torch.Tensor | None = None) -> torch.Tensor:
     """Update vectors (n_byzantine, parameters) that FedAvg attackers send, given the honest updates.
 
     The vectors are updates (a client's trained weights minus the global model, flattened), so the
     server adds their aggregate to the global model. ``name`` is one of :data:`FEDAVG_ATTACKS`:
     ``none`` (copies of randomly chosen honest updates), ``gaussian`` (N(0, sigma^2) entries),
-    ``scaled`` (``scale`` times the honest mean update) and ``sign_flip`` (minus the honest mean update).
+    ``gaussian_weights`` (the attacker's *weights* are N(0, sigma^2), as in the reference code: the update is
+    that minus ``global_vector``, the current global model, which it needs), ``scaled`` (``scale`` times the
+    honest mean update) and ``sign_flip`` (minus the honest mean update).
     """
     name = check_choice(name, "attack", FEDAVG_ATTACKS)
     honest_vectors = check_vectors(honest_vectors, "honest_vectors")
@@ -206,15 +209,21 @@ def attack_weights(name: str, honest_vectors: torch.Tensor, n_byzantine: int, *,
     sigma = check_float(sigma, "sigma", low=0.0)
     scale = check_float(scale, "scale")
     generator = _check_generator(generator)
+    if name == "gaussian_weights" and (not isinstance(global_vector, torch.Tensor)
+                                       or global_vector.shape != honest_vectors.shape[1:]):
+        raise ValueError(f"attack 'gaussian_weights' needs global_vector=, the global model's flat parameters of "
+                             f"shape {tuple(honest_vectors.shape[1:])}; got "
+                             f"{None if global_vector is None else tuple(global_vector.shape)}")
 
     clients, dim = honest_vectors.shape
     mean = honest_vectors.mean(0)
     if name == "none":
         return honest_vectors[_randint(clients, (n_byzantine,), generator).to(honest_vectors.device)].clone()
-    if name == "gaussian":
+    if name in ("gaussian", "gaussian_weights"):
         device = generator.device if generator is not None else torch.device("cpu")
         noise = torch.randn((n_byzantine, dim), generator=generator, device=device, dtype=honest_vectors.dtype)
-        return (sigma * noise).to(honest_vectors.device)
+        noise = (sigma * noise).to(honest_vectors.device)
+        return noise if name == "gaussian" else noise - global_vector
     # a new tensor scaled by `scale`: the reference's in-place-on-a-copy scaling changed nothing
     factor = scale if name == "scaled" else -1.0
     return (factor * mean).expand(n_byzantine, dim).clone()

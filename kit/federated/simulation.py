@@ -31,6 +31,9 @@ from .clients import dataset_tensors, local_steps, partition, train_clients
 from .defences import DEFENCES, FEDAVG_DEFENCES, Aggregate, ExpGuard, aggregate, aggregate_vectors
 
 PROTOCOLS = ("feddistill", "fedavg")
+# "honest": the private data is split among the honest clients (each holds 1 / honest of it); "all": among
+# every client as in the reference code, the attackers' shares unused, so honest clients hold less data
+SPLITS = ("honest", "all")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class FLConfig:
     distill_epochs: int = 2
     public: int = 1000
     alpha: float | None = None  # Dirichlet concentration; None: IID
+    split: str = "honest"  # private data split among the honest clients only, or among "all" (attackers' unused)
     attack_fraction: float = 1.0
     model: str = "mlp"
     widths: tuple[int, ...] = (200,)
@@ -82,6 +86,7 @@ class FLConfig:
         check_choice(self.attack, "attack", attacks)
         check_choice(self.defence, "defence", defences)
         check_choice(self.model, "model", MODELS)
+        check_choice(self.split, "split", SPLITS)
         if self.expguard and self.protocol != "feddistill":
             raise ValueError("expguard wraps prediction defences; use it with protocol='feddistill'")
         check_float(self.eta, "eta", low=0.0, low_open=True)
@@ -159,7 +164,9 @@ def setup(cfg: FLConfig, budget: str | None = None) -> Federation:
                          f"{cfg.clients} clients)")
     order = torch.randperm(len(x), generator=generator(cfg.seed))
     public, private = order[: cfg.public], order[cfg.public :]
-    parts = partition(y[private], cfg.clients - cfg.n_byzantine, alpha=cfg.alpha, seed=cfg.seed)
+    honest = cfg.clients - cfg.n_byzantine
+    parts = partition(y[private], honest if cfg.split == "honest" else cfg.clients, alpha=cfg.alpha,
+                      seed=cfg.seed)[:honest]
     seed_everything(cfg.seed)
     # widths size the MLP's hidden layers; the CNNs keep their own defaults
     extra = {"widths": cfg.widths} if cfg.model == "mlp" else {}
@@ -237,7 +244,10 @@ def server_step(cfg: FLConfig, fed: Federation, honest: torch.Tensor, r: int, gu
         batch_size=cfg.batch_size, loss_fn=soft_cross_entropy, seed=seed, progress=False, desc="distil")
     # how often the attack changed the label the server is taught, against the honest clients' consensus
     flips = (result.value.argmax(-1) != honest.mean(0).argmax(-1)).float().mean().item()
+    # how sure the honest clients are: the mean top probability of their public-set predictions
+    confidence = honest.max(-1).values.mean().item()
     record: dict[str, Any] = {"round": r + 1, "scores": result.scores.tolist(), "target_flips": flips,
+                              "honest_confidence": confidence,
                               "accuracy": evaluate(fed.server, fed.test)["accuracy"]}
     if guard is not None:
         record["weights"] = guard.weights.tolist()
@@ -252,7 +262,8 @@ def _fedavg_round(cfg: FLConfig, fed: Federation, r: int) -> dict[str, Any]:
     base = _vector(fed.server)
     updates = torch.stack([_vector(c) - base for c in models])
     if cfg.n_byzantine:
-        updates = torch.cat([updates, attack_weights(cfg.attack, updates, cfg.n_byzantine, generator=generator(seed))])
+        updates = torch.cat([updates, attack_weights(cfg.attack, updates, cfg.n_byzantine, generator=generator(seed),
+                                                     global_vector=base)])
     _set_vector(fed.server, base + aggregate_vectors(cfg.defence, updates, n_byzantine=cfg.n_byzantine))
     return {"round": r + 1, "accuracy": evaluate(fed.server, fed.test)["accuracy"]}
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..budget import PerBudget
 from ..federated import FLConfig, FLHistory, simulate
+from ..validate import check_choice
 from .grid import ResultGrid
 
 SETTINGS: PerBudget[dict[str, Any]] = PerBudget(
@@ -18,11 +19,21 @@ SETTINGS: PerBudget[dict[str, Any]] = PerBudget(
              distill_epochs=2),
 )
 SEEDS = PerBudget(smoke=(0,), cpu=(0, 1, 2), gpu=(0, 1, 2))
+# The kit's setting (2 local epochs a round, private data split among the honest clients) makes honest
+# clients confident; the reference code's setting spreads its local epochs over the rounds (here one a
+# round), splits the data among all clients (the attackers' shares unused) and distils for one epoch a
+# round.
+PRESETS: dict[str, dict[str, Any]] = {
+    "kit": {},
+    "reference": dict(split="all", local_epochs=1.0, distill_epochs=1),
+}
 
 
-def config(budget: str | None = None, **overrides: Any) -> FLConfig:
-    """The budget's base configuration with ``overrides`` (protocol, byzantine, attack, defence, ...)."""
-    return FLConfig(**{**SETTINGS(budget), **overrides})
+def config(budget: str | None = None, preset: str = "kit", **overrides: Any) -> FLConfig:
+    """The budget's base configuration, a named preset on top (``kit`` or ``reference``), then ``overrides``
+    (protocol, byzantine, attack, defence, ...)."""
+    check_choice(preset, "preset", tuple(PRESETS))
+    return FLConfig(**{**SETTINGS(budget), **PRESETS[preset], **overrides})
 
 
 def runs(base: FLConfig, seeds: Sequence[int], progress: bool = False) -> list[FLHistory]:
@@ -49,6 +60,31 @@ def accuracy_vs_fraction(budget: str | None, fractions: Sequence[float], seeds: 
             for acc in final_accuracy(runs(config(budget, byzantine=f, **overrides), seeds)):
                 grid.add(label, f, acc)
     return grid
+
+
+def local_epochs_sensitivity(budget: str | None, seeds: Sequence[int], local_epochs: Sequence[float],
+                             splits: Sequence[str] = ("honest", "all"), **overrides: Any) -> list[dict[str, Any]]:
+    """Final accuracy and the honest clients' last-round confidence against local epochs per round, per split."""
+    out = []
+    for split in splits:
+        for epochs in local_epochs:
+            histories = runs(config(budget, split=split, local_epochs=epochs, **overrides), seeds)
+            out.append({"split": split, "local_epochs": epochs, "accuracy": final_accuracy(histories),
+                        "confidence": [h.records[-1]["honest_confidence"] for h in histories]})
+    return out
+
+
+def sensitivity_curves(rows: Sequence[dict[str, Any]], key: str = "accuracy", prefix: str = ""
+                       ) -> tuple[list[float], dict[str, list[list[float]]]]:
+    """Rows of :func:`local_epochs_sensitivity` (or their JSON) as (local epochs, label -> per-seed curves), the
+    input of kit.plots.band_curves; one label per split."""
+    epochs = sorted({float(r["local_epochs"]) for r in rows})
+    curves: dict[str, list[list[float]]] = {}
+    for split in dict.fromkeys(r["split"] for r in rows):
+        mine = sorted((r for r in rows if r["split"] == split), key=lambda r: r["local_epochs"])
+        label = f"{prefix}data split among {'the honest clients' if split == 'honest' else 'all clients'}"
+        curves[label] = [list(v) for v in zip(*(r[key] for r in mine), strict=True)]
+    return epochs, curves
 
 
 def table(budget: str | None, seeds: Sequence[int], rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

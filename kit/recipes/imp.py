@@ -16,7 +16,7 @@ from ..models import create
 from ..pruning import RETRAIN_SCHEDULES, ImpResult, gmp, imp, retrain_schedule
 from ..schedules import Linear, steps_per_epoch
 from ..seeding import seed_everything
-from ..validate import check_int
+from ..validate import check_float, check_int
 from .common import ClassifierRun, train_classifier
 from .grid import ResultGrid
 
@@ -54,11 +54,19 @@ def train_dense(data, seed: int, epochs: int, model: str = "mlp", progress: bool
 
 
 def prune(dense: DenseRun, target_sparsity: float, *, schedule: str = "SLR", criterion: str = "global",
-          phases: int = PHASES, retrain_epochs: int = 3, progress: bool = False, device=None,
-          checkpoint_dir=None) -> ImpResult:
-    """IMP from a dense run: ``phases`` prune-retrain phases to ``target_sparsity`` (the dense model untouched)."""
+          phases: int = PHASES, retrain_epochs: int = 3, original_final_lr: float | None = None,
+          progress: bool = False, device=None, checkpoint_dir=None) -> ImpResult:
+    """IMP from a dense run: ``phases`` prune-retrain phases to ``target_sparsity`` (the dense model untouched).
+
+    ``original_final_lr`` derives the retraining schedule as if the original schedule had decayed linearly
+    from LR to that rate instead of to 0 (same dense model): FT retrains at about that rate, which is how
+    FT's result depends on the schedule the model was trained with.
+    """
+    train_schedule = dense.schedule
+    if original_final_lr is not None:
+        train_schedule = Linear(LR, check_float(original_final_lr, "original_final_lr", low=0.0, high=LR), dense.steps)
     return imp(dense.run.model, dense.run.data, target_sparsity=target_sparsity, phases=phases,
-               retrain_epochs=retrain_epochs, train_schedule=dense.schedule, train_steps=dense.steps,
+               retrain_epochs=retrain_epochs, train_schedule=train_schedule, train_steps=dense.steps,
                schedule=schedule, criterion=criterion, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
                batch_size=BATCH_SIZE, seed=dense.seed, progress=progress, device=device,
                checkpoint_dir=checkpoint_dir)
@@ -100,6 +108,26 @@ def compare(dense_runs: Sequence[DenseRun], sparsities: Sequence[float], setting
     return grid
 
 
+# FT's constant rate is the original schedule's last one: 0.1 / 320 steps here (the dense run decays to 0).
+FT_FINAL_LRS = (None, 1e-3, 3e-3, 1e-2, 3e-2)
+
+
+def ft_sensitivity(dense_runs: Sequence[DenseRun], sparsities: Sequence[float],
+                   final_lrs: Sequence[float | None] = FT_FINAL_LRS, retrain_epochs: int = 3,
+                   progress: bool = False, device=None) -> ResultGrid:
+    """IMP + FT at each sparsity with the original schedule ending at each rate (None: the dense run's own);
+    labelled by the rate FT retrains at, the original schedule's last one ('FT at lr 0.0003 (own schedule)')."""
+    grid = sparsity_grid(sparsities, dense=[d.run.test["accuracy"] for d in dense_runs])
+    for final in final_lrs:
+        for s in grid.levels:
+            for dense in dense_runs:
+                schedule = dense.schedule if final is None else Linear(LR, final, dense.steps)
+                label = f"FT at lr {schedule(dense.steps - 1):.2g}" + (" (own schedule)" if final is None else "")
+                grid.add(label, s, prune(dense, s, schedule="FT", retrain_epochs=retrain_epochs,
+                                         original_final_lr=final, progress=progress, device=device).accuracy)
+    return grid
+
+
 def retraining_curve(dense_runs: Sequence[DenseRun], sparsity: float, budgets: Sequence[int],
                      schedule: str = "SLR", phases: int = PHASES, progress: bool = False,
                      device=None) -> list[list[float]]:
@@ -132,6 +160,25 @@ def schedule_curves(dense: DenseRun, retrain_steps: int, distance: float = 0.3,
                                 for n in RETRAIN_SCHEDULES)}
 
 
-__all__ = ["BATCH_SIZE", "CNN", "EPOCHS", "LR", "MOMENTUM", "PHASES", "RETRAIN_EPOCHS", "SPARSITIES", "WEIGHT_DECAY",
-           "DenseRun", "compare", "cycle_trace", "gmp_run", "prune", "retraining_curve", "schedule_curves",
-           "sparsity_grid", "train_dense"]
+__all__ = [
+    "BATCH_SIZE",
+    "CNN",
+    "EPOCHS",
+    "FT_FINAL_LRS",
+    "LR",
+    "MOMENTUM",
+    "PHASES",
+    "RETRAIN_EPOCHS",
+    "SPARSITIES",
+    "WEIGHT_DECAY",
+    "DenseRun",
+    "compare",
+    "cycle_trace",
+    "ft_sensitivity",
+    "gmp_run",
+    "prune",
+    "retraining_curve",
+    "schedule_curves",
+    "sparsity_grid",
+    "train_dense",
+]

@@ -18,8 +18,11 @@ Decisions (the notebook and the tests rely on them):
   ``weight_decay``: weight_decay * 2**u_j (from half to twice the base; values = absolute decays);
   ``lr``: the retraining schedule times 2**u_j (values = these factors);
   ``retrain_length``: the phase's retraining steps times 1 + u_j / 2, rounded, at least one step
-  (from half to 1.5 times; values = these factors), so the mean length is the base length.
-  Except for ``seed``, all ingredients see the same batch order (IMP's phase seed).
+  (from half to 1.5 times; values = these factors), so the mean length is the base length;
+  ``mixed``: the diverse ingredients of the paper's mechanism, everything at once: its own batch order
+  (as ``seed``), weight_decay * 2**u_j (as ``weight_decay``) and random shifts of the images by up to
+  0, 1 or 2 pixels (:data:`MIXED_SHIFTS`, :class:`kit.data.RandomShift`); values = the indices j.
+  Except for ``seed`` and ``mixed``, all ingredients see the same batch order (IMP's phase seed).
 * With one ingredient the run is IMP itself (same pruning, seed and schedule, and no merge or
   recalibration), bit for bit.
 * BatchNorm statistics are recomputed whenever a soup averages two or more ingredients (a soup of
@@ -81,7 +84,8 @@ from .metrics import accuracy_from_probs, expected_calibration_error, pairwise_d
 from .results import IngredientResult, SoupPhase, SoupResult
 from .workers import IngredientTask, IngredientTrainer
 
-VARY = ("seed", "weight_decay", "retrain_length", "lr")
+VARY = ("seed", "weight_decay", "retrain_length", "lr", "mixed")
+MIXED_SHIFTS = (0, 1, 2)  # vary='mixed': ingredient j shifts its images by up to MIXED_SHIFTS[j % 3] pixels
 MERGE = ("uniform", "greedy")
 
 
@@ -95,7 +99,10 @@ def ingredient_values(vary: str, ingredients: int, *, weight_decay: float = 0.0)
     ingredients = check_int(ingredients, "ingredients", low=1)
     weight_decay = check_float(weight_decay, "weight_decay", low=0.0)
     u = _spread(ingredients)
-    if vary == "seed":
+    if vary in ("seed", "mixed"):
+        if vary == "mixed" and weight_decay == 0.0 and ingredients > 1:
+            raise ValueError("vary='mixed' spreads the ingredients' weight decay around weight_decay, which is 0; "
+                             "pass weight_decay > 0")
         return [float(j) for j in range(ingredients)]
     if vary == "weight_decay":
         if weight_decay == 0.0 and ingredients > 1:
@@ -148,8 +155,9 @@ def check_plan(args: dict[str, Any], ingredients: int, vary: str, merge: str, va
     if values is None:
         values = ingredient_values(vary, ingredients, weight_decay=args["weight_decay"])
     else:
-        if vary == "seed":
-            raise ValueError("values= does not apply to vary='seed' (the seeds derive from seed, phase and ingredient)")
+        if vary in ("seed", "mixed"):
+            raise ValueError(f"values= does not apply to vary={vary!r} (the seeds derive from seed, phase and "
+                             f"ingredient)")
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             raise TypeError(f"values must be a sequence of numbers, one per ingredient; got {type(values).__name__}")
         if len(values) != ingredients:
@@ -174,13 +182,17 @@ def _tasks(plan: SoupPlan, phase: int, base_steps: int, spe: int, train_schedule
                                        # nothing pruned (rounding) means d = 0: any p > 0 gives ALLR its floor
                                        pruned_fraction=fraction if fraction > 0 else 1.0)
         factor = value if plan.vary == "lr" else 1.0
+        mixed = plan.vary == "mixed"
+        weight_decay = value if plan.vary == "weight_decay" else plan.weight_decay
+        if mixed:
+            weight_decay = plan.weight_decay * 2.0 ** _spread(len(plan.values))[j]
         tasks.append(IngredientTask(index=j, value=float(value),
-                                    seed=ingredient_seed(plan.seed, phase, j if plan.vary == "seed" else 0),
+                                    seed=ingredient_seed(plan.seed, phase, j if plan.vary in ("seed", "mixed") else 0),
                                     steps=steps, epochs=math.ceil(steps / spe),
                                     lrs=tuple(factor * float(lr_schedule(t)) for t in range(steps)),
-                                    weight_decay=value if plan.vary == "weight_decay" else plan.weight_decay,
-                                    momentum=plan.momentum, batch_size=plan.batch_size,
-                                    desc=f"{desc}, ingredient {j + 1}/{len(plan.values)}"))
+                                    weight_decay=weight_decay, momentum=plan.momentum, batch_size=plan.batch_size,
+                                    desc=f"{desc}, ingredient {j + 1}/{len(plan.values)}",
+                                    shift=MIXED_SHIFTS[j % len(MIXED_SHIFTS)] if mixed else 0))
     return tasks
 
 
@@ -401,5 +413,5 @@ def soup_gmp(model: nn.Module, data: Splits, *, target_sparsity: float, epochs: 
                        device=device)
 
 
-__all__ = ["MERGE", "VARY", "SoupPlan", "check_plan", "ingredient_seed", "ingredient_values", "soup_gmp", "soup_phase",
-           "sparse_model_soup"]
+__all__ = ["MERGE", "MIXED_SHIFTS", "VARY", "SoupPlan", "check_plan", "ingredient_seed", "ingredient_values",
+           "soup_gmp", "soup_phase", "sparse_model_soup"]

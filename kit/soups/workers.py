@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data import Splits
+from ..data import RandomShift, Splits
 from ..pruning import copy_model, load_pruned_state_dict, refresh_masked
 from ..train import Callback, TrainState, fit
 
@@ -60,11 +60,14 @@ class IngredientTask:
     momentum: float
     batch_size: int
     desc: str
+    shift: int = 0  # random image shifts of up to this many pixels (kit.data.RandomShift); 0: none
 
 
 def train_ingredient(model: nn.Module, train: Dataset, val: Dataset, task: IngredientTask,
                      device: str | torch.device | None, progress: bool) -> list[dict[str, float]]:
     """Retrain ``model`` in place with kit.train.fit as ``task`` says; the per-epoch history."""
+    if task.shift:
+        train = RandomShift(train, task.shift, seed=task.seed)
     return fit(model, train, epochs=task.epochs, lr=task.lrs[0], lr_schedule=TableSchedule(task.lrs),
                momentum=task.momentum, weight_decay=task.weight_decay, batch_size=task.batch_size, val_data=val,
                callbacks=[StopAfter(task.steps)], seed=task.seed, device=device, progress=progress,
