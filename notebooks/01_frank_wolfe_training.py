@@ -145,8 +145,8 @@ kit.plots.band_curves(list(range(1, epochs + 1)),
 fw = kit.claims.load("frank_wolfe")
 acc = {row["method"]: row["mean"] for row in fw["accuracy.rows"]}
 sgd = acc.pop("SGD + weight decay")
-best = max(acc, key=acc.get)
-close = sgd - acc[best] <= 0.015
+fw_best = max(acc, key=acc.get)
+close = sgd - acc[fw_best] <= 0.015
 fw.say("At the notebook's {accuracy.epochs} epochs the best SFW setting of this small sweep (regions x "
        "rescaling modes) {within} 1.5 points of SGD with momentum and weight decay, mean of {accuracy.seeds.n} "
        "seeds (at convergence: below). "
@@ -159,7 +159,7 @@ fw.say("At the notebook's {accuracy.epochs} epochs the best SFW setting of this 
        "L2 with diameter rescaling {accuracy.rows[L2, diameter rescaling (lr 1.0)].mean:.1%}, "
        "without rescaling {accuracy.rows[L2, no rescaling (lr 0.01)].mean:.1%}.",
        within="is within" if close else "is not within",
-       b="**" if best == "SFW L2 ball" else "")
+       b="**" if fw_best == "SFW L2 ball" else "")
 
 # %% tags=["measured"]
 fw = kit.claims.load("frank_wolfe")

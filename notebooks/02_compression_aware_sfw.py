@@ -97,8 +97,8 @@ kit.plots.weight_histogram({label: next(mlp_runs[label][0].model.parameters()).d
 
 # %% tags=["measured"]
 cm = kit.claims.load("compression")
-mlp = {row["method"]: row for row in cm["accuracy.mlp_global.rows"]}
-sgd, ks = mlp["SGD + weight decay"], mlp["SFW k-support ball"]
+cm_mlp = {row["method"]: row for row in cm["accuracy.mlp_global.rows"]}
+sgd, ks = cm_mlp["SGD + weight decay"], cm_mlp["SFW k-support ball"]
 gap = {s: ks[f"global {s}"] - sgd[f"global {s}"] for s in (0.9, 0.95, 0.98)}
 cm.say("Pruned without retraining, the k-support SFW model {keeps} than SGD with weight decay at 95% and "
        "98% sparsity, while its dense accuracy {stays} 1.5 points of SGD's. Measured at the cpu budget "
@@ -115,15 +115,15 @@ cm.say("Pruned without retraining, the k-support SFW model {keeps} than SGD with
 
 # %% tags=["measured"]
 cm = kit.claims.load("compression")
-mlp = {row["method"]: row for row in cm["accuracy.mlp_global.rows"]}
-l1 = mlp["SGD + L1 penalty"]
-most = all(l1["global 0.98"] >= row["global 0.98"] for m, row in mlp.items() if m != "SFW k-support ball")
+cm_mlp = {row["method"]: row for row in cm["accuracy.mlp_global.rows"]}
+l1 = cm_mlp["SGD + L1 penalty"]
+most = all(l1["global 0.98"] >= row["global 0.98"] for m, row in cm_mlp.items() if m != "SFW k-support ball")
 cm.say("*Measured only, no claim test asserts it:* Among the baselines, the L1 penalty (strength 3e-4) {most} at 98% ({l1[global 0.98]:.1%}) but costs "
        "{cost:.1pp} points dense ({l1.dense:.1%}); SFW in the k-sparse polytope (k = 5%) keeps "
        "{kspx[global 0.98]:.1%} at 98%; prox-SGD ({prox[global 0.98]:.1%}), group lasso, SFW in the L2 ball "
        "and the nuclear-norm penalty fall like SGD.",
-       l1=l1, kspx=mlp["SFW k-sparse polytope"], prox=mlp["prox-SGD (L1 soft threshold)"],
-       cost=mlp["SGD + weight decay"]["dense"] - l1["dense"],
+       l1=l1, kspx=cm_mlp["SFW k-sparse polytope"], prox=cm_mlp["prox-SGD (L1 soft threshold)"],
+       cost=cm_mlp["SGD + weight decay"]["dense"] - l1["dense"],
        most="is the most robust" if most else "is not the most robust")
 
 # %%
@@ -159,9 +159,9 @@ kit.plots.band_curves(list(cx.FILTER_FRACTIONS), filters.curves(), xlabel="fract
 
 # %% tags=["measured"]
 cm = kit.claims.load("compression")
-cnn = {row["method"]: row for row in cm["accuracy.cnn_global.rows"]}
-kspx = cnn["SFW k-sparse polytope"]
-best = all(kspx[f"global {s}"] >= max(row[f"global {s}"] for row in cnn.values()) for s in (0.9, 0.95))
+cm_cnn = {row["method"]: row for row in cm["accuracy.cnn_global.rows"]}
+kspx = cm_cnn["SFW k-sparse polytope"]
+best = all(kspx[f"global {s}"] >= max(row[f"global {s}"] for row in cm_cnn.values()) for s in (0.9, 0.95))
 cm.say("*Measured only, no claim test asserts it:* Measured at the cpu budget (seeds {accuracy.cnn_global.seeds[0]}-{accuracy.cnn_global.seeds[-1]}; "
        "`bench/compression.py`), and not all in favour of the k-support balls. **Unstructured:** the k-sparse "
        "polytope {holds} ({kspx[global 0.9]:.1%} at 90% sparsity, {kspx[global 0.95]:.1%} at 95%; SGD "
@@ -169,14 +169,14 @@ cm.say("*Measured only, no claim test asserts it:* Measured at the cpu budget (s
        "over to this CNN: global magnitude pruning compares weights across layers, the head holds three "
        "quarters of the weights, and past 80% sparsity the k-support model's conv layers are pruned away "
        "({ks[global 0.9]:.1%} at 90%).",
-       kspx=kspx, sgd=cnn["SGD + weight decay"], ks=cnn["SFW k-support ball"],
+       kspx=kspx, sgd=cm_cnn["SGD + weight decay"], ks=cm_cnn["SFW k-support ball"],
        holds="holds up best" if best else "does not hold up best")
 
 # %% tags=["measured"]
 cm = kit.claims.load("compression")
-cnn = {row["method"]: row for row in cm["accuracy.cnn_filters.rows"]}
-lasso, gks = cnn["SGD + group-lasso penalty (1e-2)"], cnn["SFW group k-support ball"]
-most = all(lasso[f"filters {s}"] >= max(row[f"filters {s}"] for row in cnn.values()) for s in (0.5, 0.75))
+cm_cnn = {row["method"]: row for row in cm["accuracy.cnn_filters.rows"]}
+lasso, gks = cm_cnn["SGD + group-lasso penalty (1e-2)"], cm_cnn["SFW group k-support ball"]
+most = all(lasso[f"filters {s}"] >= max(row[f"filters {s}"] for row in cm_cnn.values()) for s in (0.5, 0.75))
 beats = all(gks[f"filters {s}"] > lasso[f"filters {s}"] for s in cm["accuracy.cnn_filters.levels"])
 cm.say("*Measured only, no claim test asserts it:* **Filters:** the group-lasso penalty (strength 1e-2) {most}, {lasso[filters 0.5]:.1%} with half of "
        "each layer's filters removed and {lasso[filters 0.75]:.1%} at three quarters (SGD "
@@ -184,7 +184,7 @@ cm.say("*Measured only, no claim test asserts it:* **Filters:** the group-lasso 
        "with a quarter of the filters removed ({gks[filters 0.25]:.1%}) but drops to {gks[filters 0.5]:.1%} "
        "at half. At this scale and with these settings it {beats} the penalty; the paper's setting "
        "(ResNets on CIFAR, long training) is the `gpu` budget's.",
-       lasso=lasso, gks=gks, sgd=cnn["SGD + weight decay"],
+       lasso=lasso, gks=gks, sgd=cm_cnn["SGD + weight decay"],
        most="is the most robust" if most else "is not the most robust",
        keeps="keeps" if gks["filters 0.25"] >= gks["dense"] - 0.005 else "does not keep",
        beats="beats" if beats else "does not beat")

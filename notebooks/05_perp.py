@@ -240,13 +240,13 @@ pb.say("- **Wanda and SparseGPT {beat} magnitude before any retraining**, at eve
 import statistics
 
 pb_base = kit.claims.load("perp")
-rows = []
-for label, s in pb_base["baselines.summary"].items():
-    rows.append({"label": label, "share": s["trainable_percent"][0], "ppl": statistics.fmean(s["perplexity"]),
-                 "lo": min(s["perplexity"]), "hi": max(s["perplexity"]),
-                 "ppl_rec": statistics.fmean(s["recovered_ppl"]), "ce_rec": statistics.fmean(s["recovered_ce"]),
-                 "n": len(s["perplexity"])})
-pb_base.table(rows, {"retrained": "{label}", "share of parameters": "{share:.3g}%",
+perp_rows = []
+for label, summary in pb_base["baselines.summary"].items():
+    perp_rows.append({"label": label, "share": summary["trainable_percent"][0],
+                      "ppl": statistics.fmean(summary["perplexity"]), "lo": min(summary["perplexity"]),
+                      "hi": max(summary["perplexity"]), "ppl_rec": statistics.fmean(summary["recovered_ppl"]),
+                      "ce_rec": statistics.fmean(summary["recovered_ce"]), "n": len(summary["perplexity"])})
+pb_base.table(perp_rows, {"retrained": "{label}", "share of parameters": "{share:.3g}%",
                      "held-out perplexity": "{ppl:.1f} ({lo:.1f}-{hi:.1f}, {n} seed(s))",
                      "gap closed (perplexity)": "{ppl_rec:.0%}", "gap closed (cross-entropy)": "{ce_rec:.0%}"},
               title=pb_base.format("Retraining the 50% magnitude-pruned SmolLM2 (dense {baselines.dense:.1f}, "
@@ -254,9 +254,9 @@ pb_base.table(rows, {"retrained": "{label}", "share of parameters": "{share:.3g}
 
 # %% tags=["measured"]
 pb_base = kit.claims.load("perp")
-v = pb_base["verdicts.perp_matches_full_retraining"]
+perp_verdict = pb_base["verdicts.perp_matches_full_retraining"]
 pb_base.say("{verdicts[perp_matches_full_retraining][why]}. The paper's claim {holds} at this scale.",
-            holds="holds" if v["holds"] else "does not hold")
+            holds="holds" if perp_verdict["holds"] else "does not hold")
 
 # %% tags=["measured"]
 pb = kit.claims.load("perp")

@@ -305,7 +305,7 @@ fl = kit.claims.load("federated")
 fa = fl["accuracy"]
 row = {(r.get("attack"), r.get("defence"), r.get("expguard", False)): r for r in fa["attacks_vs_defences"]}
 held = [row[a, d, False]["accuracy"] for a in ("lma", "cpa") for d in ("median", "geometric_median", "filter")]
-w = [statistics.fmean(r) for r in zip(*fa["attacker_weight_per_round"], strict=True)]
+attacker_w = [statistics.fmean(r) for r in zip(*fa["attacker_weight_per_round"], strict=True)]
 eta = [r["accuracy"] for r in fa["eta"]]
 fl.say("- **LMA and CPA at `30%`.** Median, geometric median and Filter all hold ({lo:.1pp}-{hi:.1%}). CPA costs "
        "the mean about as much as LMA ({cm:.1%}). ExpGuard on the mean gives {el:.1%} (LMA) and {ec:.1%} (CPA); "
@@ -315,8 +315,9 @@ fl.say("- **LMA and CPA at `30%`.** Median, geometric median and Filter all hold
        "{accuracy.eta[-1].accuracy:.1%}); at eta = {accuracy.eta[0].eta:g} the attackers keep "
        "{accuracy.eta[0][attacker weight]:.1%} of the weight after {settings.rounds} rounds.",
        lo=min(held), hi=max(held), cm=row["cpa", "mean", False]["accuracy"],
-       el=row["lma", "mean", True]["accuracy"], ec=row["cpa", "mean", True]["accuracy"], w=w,
-       factor=(w[0] / w[-1]) ** (1 / (len(w) - 1)), below=next(i + 1 for i in range(len(w)) if max(w[i:]) < 1e-5),
+       el=row["lma", "mean", True]["accuracy"], ec=row["cpa", "mean", True]["accuracy"], w=attacker_w,
+       factor=(attacker_w[0] / attacker_w[-1]) ** (1 / (len(attacker_w) - 1)),
+       below=next(i + 1 for i in range(len(attacker_w)) if max(attacker_w[i:]) < 1e-5),
        sens="insensitive" if max(eta) - min(eta) < 0.01 else "sensitive")
 
 # %% tags=["measured"]

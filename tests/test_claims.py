@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import statistics
@@ -112,8 +113,6 @@ def test_readme_claims_table_is_rendered_from_the_current_results():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_measured_cells_render_on_their_own(path):
     """Every cell tagged `measured` runs after `import kit` alone and renders Markdown with its source line."""
-    import ast
-
     for cell in jupytext.read(path).cells:
         if cell.cell_type != "code" or "measured" not in cell.metadata.get("tags", []):
             continue
@@ -125,3 +124,39 @@ def test_measured_cells_render_on_their_own(path):
         exec(compile(tree, "<measured>", "exec"), scope)
         rendered = eval(compile(ast.Expression(last.value), "<measured>", "eval"), scope)
         assert isinstance(rendered, claims.Rendered) and "bench/results/" in rendered, path.name
+
+
+def _bound_at_top_level(tree: ast.AST) -> set[str]:
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            return
+        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.Lambda)):
+            return  # their variables do not leak
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_measured_cells_leave_the_notebooks_variables_alone(path):
+    """A measured cell runs in the notebook's namespace: it must not rebind a name the notebook's code uses."""
+    measured, used = set(), set()
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        if "measured" in cell.metadata.get("tags", []):
+            measured |= _bound_at_top_level(tree)
+        else:
+            used |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    clashes = sorted(measured & used - {"kit", "statistics", "math"})
+    assert not clashes, f"{path.name}: measured cells rebind {clashes}, which the notebook's code uses"
