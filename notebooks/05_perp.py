@@ -232,7 +232,7 @@ pb.say("- **Wanda and SparseGPT {beat} magnitude before any retraining**, at eve
 # **Against full retraining, and how little is enough.** The paper's central claim is that PERP
 # recovers about as much as retraining every weight. `bench/perp.py` retrains the same `50%`
 # magnitude-pruned model for the same steps, learning rate and data: every weight (masks kept),
-# norms only, norms + LoRA rank 1 (about the paper's `0.3%` of the parameters) and the default PERP
+# norms only, norms + LoRA rank 1 (close to the smallest share the paper retrains) and the default PERP
 # (rank 4) over 3 training seeds. Recovery is reported in perplexity and in cross-entropy (log
 # perplexity), which weighs the last points of perplexity fairly.
 
