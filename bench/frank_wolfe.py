@@ -15,12 +15,11 @@ rate picked from a small grid by validation accuracy; test accuracy and the gap 
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
+import common
 import torch
-from common import write_result
+from common import device, timed, use_device, write_result
 
 import kit
 from kit.frankwolfe import kernels
@@ -30,22 +29,33 @@ TARGET_STEP = {"l1": 1.5, "l2": 1.5, "linf": 1.5, "k_sparse": 4.0, "k_support": 
 TARGET_TRAIN_STEP = {"l1": 1.1, "l2": 1.1, "linf": 1.1, "k_sparse": 1.5, "k_support": 1.5}
 
 
-def _setup(name: str, rescale: str | None):
+# the models the speed part measures: the cpu budget's MLP; on CUDA also the paper-sized MLP and ResNet-20
+SPEED_MODELS = {
+    "mlp": ("MLP 784-300-100-10", (1, 28, 28), 128, lambda: kit.models.MLP()),
+    "mlp_1000": ("MLP 784-1000-1000-10", (1, 28, 28), 512, lambda: kit.models.MLP(widths=(1000, 1000))),
+    "resnet20": ("ResNet-20", (3, 32, 32), 512, lambda: kit.models.resnet20()),
+}
+
+
+def _setup(name: str, rescale: str | None, build, on: torch.device):
     kit.seed_everything(0)
-    model = kit.models.MLP()
+    model = build().to(on)
     if name == "sgd":
         return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     setup = kit.frankwolfe.sfw_setup(name, width=10.0, lr=0.1, rescale=rescale, k=0.05 if "k_" in name else None)
     return model, setup(model)
 
 
-def speed(repeats: int) -> dict:
+def speed(repeats: int, which: str = "mlp") -> dict:
     """Median step and training-step times per region and mode, as ratios to SGD measured alongside."""
+    on = device()
+    _, shape, batch, build = SPEED_MODELS[which]
     g = torch.Generator().manual_seed(0)
-    x, y = torch.rand(128, 1, 28, 28, generator=g), torch.randint(0, 10, (128,), generator=g)
+    x = torch.rand(batch, *shape, generator=g).to(on)
+    y = torch.randint(0, 10, (batch,), generator=g).to(on)
     results = {}
     for rescale in ("diameter", "gradient"):
-        runs = {name: _setup(name, rescale) for name in ["sgd", *TARGET_STEP]}
+        runs = {name: _setup(name, rescale, build, on) for name in ["sgd", *TARGET_STEP]}
         step_t = {name: [] for name in runs}
         train_t = {name: [] for name in runs}
 
@@ -54,16 +64,13 @@ def speed(repeats: int) -> dict:
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
 
-        for model, opt in runs.values():  # warm-up, and gradients for the step-alone timing
-            train_step(model, opt)
+        for _ in range(3 if on.type == "cpu" else 10):  # warm-up, and gradients for the step-alone timing
+            for model, opt in runs.values():
+                train_step(model, opt)
         for _ in range(repeats):
             for name, (model, opt) in runs.items():  # interleaved: all see the same machine state
-                start = time.perf_counter()
-                opt.step()
-                step_t[name].append(time.perf_counter() - start)
-                start = time.perf_counter()
-                train_step(model, opt)
-                train_t[name].append(time.perf_counter() - start)
+                step_t[name].append(timed(opt.step, on))
+                train_t[name].append(timed(lambda model=model, opt=opt: train_step(model, opt), on))
         base_step, base_train = statistics.median(step_t["sgd"]), statistics.median(train_t["sgd"])
         results[rescale] = {
             name: {"step_ms": 1e3 * statistics.median(step_t[name]),
@@ -73,25 +80,63 @@ def speed(repeats: int) -> dict:
                    "step_target": TARGET_STEP.get(name), "train_step_target": TARGET_TRAIN_STEP.get(name)}
             for name in runs}
         for name, r in results[rescale].items():
-            print(f"{rescale:9s} {name:10s} step x{r['step_ratio']:.2f}  train step x{r['train_step_ratio']:.2f}")
+            print(f"{which:8s} {rescale:9s} {name:10s} step x{r['step_ratio']:.2f}  "
+                  f"train step x{r['train_step_ratio']:.2f}")
     return results
 
 
+def host_syncs(which: str = "mlp") -> dict:
+    """Host synchronisations of one SFW step per region (gradient rescaling), counted by CUDA's sync debug mode."""
+    import warnings
+
+    on = device()
+    if on.type != "cuda":
+        return {}
+    _, shape, batch, build = SPEED_MODELS[which]
+    x, y = torch.rand(batch, *shape, device=on), torch.randint(0, 10, (batch,), device=on)
+    counts = {}
+    for name in ["sgd", *TARGET_STEP]:
+        net, opt = _setup(name, "gradient", build, on)
+        for _ in range(2):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                opt.step()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts[name] = sum("synchroniz" in str(w.message) for w in caught)
+    print(f"{which}: host syncs per step {counts}")
+    return counts
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = common.parser()
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--only", choices=("converged",), help="measure only this part; keep the rest")
+    parser.add_argument("--only", choices=("converged", "speed"), help="measure only this part; keep the rest")
     args = parser.parse_args()
+    on = use_device(args.device)
     keep = ("accuracy", "first_layer_weights_width_1", "converged", "verdicts")
-    payload = {"model": "MLP 784-300-100-10", "batch": 128, "fused_kernels": kernels.enabled()}
-    if args.only is None:
+    payload = {"model": "MLP 784-300-100-10", "batch": 128, "fused_kernels": kernels.enabled() and on.type == "cpu"}
+    if args.only in (None, "speed"):
         payload["speed"] = speed(args.repeats)
-        if kernels.enabled():  # the same measurement on the pure-torch path, for comparison
+        if kernels.enabled() and on.type == "cpu":  # the same measurement on the pure-torch path, for comparison
             with kernels.switched_off():
                 payload["speed_torch_path"] = speed(args.repeats)
+        if on.type == "cuda":  # the paper-sized models at batch 512, and the host syncs of a step
+            payload["speed_large"] = {SPEED_MODELS[m][0]: speed(args.repeats, m) for m in ("mlp_1000", "resnet20")}
+            payload["host_syncs_per_step"] = {SPEED_MODELS[m][0]: host_syncs(m) for m in SPEED_MODELS}
     else:
         keep += ("speed", "speed_torch_path")
+    if args.only == "speed":
+        keep += ("converged", "verdicts")
+        write_result("frank_wolfe", payload, keep=keep)
+        return
     payload["converged"] = converged()
     payload["verdicts"] = verdicts(payload["converged"])
     if not args.skip_accuracy and args.only is None:

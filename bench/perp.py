@@ -18,12 +18,12 @@ same way (the domain-adaptation control of part 2).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
 
-from common import RESULTS, write_result
+import common
+from common import RESULTS, use_device, write_result
 
 from kit.language import generate
 from kit.recipes import perp as pe
@@ -118,13 +118,14 @@ def cost(setup: pe.Setup, steps: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-retrain", action="store_true")
     parser.add_argument("--only", choices=("baselines", "verdicts"),
                         help="measure only this part (verdicts: recompute them from the last result); keep the rest")
     parser.add_argument("--steps", type=int, default=pe.SETTINGS["cpu"]["steps"])
     parser.add_argument("--cost-steps", type=int, default=8)
     args = parser.parse_args()
+    use_device(args.device)
     if args.only == "verdicts":
         previous = json.loads((RESULTS / "perp.json").read_text())
         payload = {k: v for k, v in previous.items() if k not in ("benchmark", "budget", "machine", "carried_over")}

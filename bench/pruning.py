@@ -15,12 +15,11 @@ final learning rate (FT retrains at that rate).
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
+import common
 import torch
-from common import write_result
+from common import device, timed, use_device, write_result
 
 import kit
 from kit import pruning
@@ -32,9 +31,10 @@ TARGET_STEP_RATIO = 1.1
 def step_ratio(repeats: int, seed: int) -> tuple[dict[str, float], float]:
     """Median step time (ms) of the dense and the 90%-masked MLP, interleaved, and masked over dense."""
     g = torch.Generator().manual_seed(seed)
-    x, y = torch.rand(128, 1, 28, 28, generator=g), torch.randint(0, 10, (128,), generator=g)
+    on = device()
+    x, y = torch.rand(128, 1, 28, 28, generator=g).to(on), torch.randint(0, 10, (128,), generator=g).to(on)
     kit.seed_everything(seed)
-    dense = kit.models.MLP()
+    dense = kit.models.MLP().to(on)
     masked = pruning.copy_model(dense)
     pruning.apply_masks(masked, pruning.global_magnitude_masks(masked, 0.9))
     runs = {name: (m, torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9))
@@ -50,9 +50,7 @@ def step_ratio(repeats: int, seed: int) -> tuple[dict[str, float], float]:
         train_step(model, opt)
     for _ in range(repeats):
         for name, (model, opt) in runs.items():  # interleaved: both see the same machine state
-            start = time.perf_counter()
-            train_step(model, opt)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(lambda model=model, opt=opt: train_step(model, opt), on))
     ms = {k: 1e3 * statistics.median(v) for k, v in times.items()}
     return ms, ms["masked"] / ms["dense"]
 
@@ -103,13 +101,14 @@ def accuracy(seeds: list[int]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = common.parser()
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--repeats", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", choices=("schedules",), help="measure only this part; keep the rest")
     args = parser.parse_args()
+    use_device(args.device)
     seeds = [int(s) for s in args.seeds.split(",")]
     keep = ("accuracy", "schedules", "verdicts")
     payload = {"data": "mnist5k"}

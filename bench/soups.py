@@ -16,12 +16,11 @@ weight decay and augmentation (vary='mixed'), SLR restarting at the original pea
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 
+import common
 import torch
-from common import write_result
+from common import measure, use_device, write_result
 
 from kit.recipes import imp as px
 from kit.recipes import soups as sx
@@ -35,9 +34,8 @@ def speed(ingredients: int) -> dict:
     dense = px.train_dense("mnist5k", 0, px.EPOCHS["cpu"], model="cnn", **px.CNN)
     out, results = {}, {}
     for workers in (1, 2):
-        start = time.perf_counter()
-        results[workers] = sx.sms(dense, 0.9, ingredients=ingredients, retrain_epochs=2, workers=workers)
-        out[f"workers_{workers}_s"] = time.perf_counter() - start
+        out[f"workers_{workers}_s"], results[workers] = measure(
+            lambda w=workers: sx.sms(dense, 0.9, ingredients=ingredients, retrain_epochs=2, workers=w))
     a, b = (results[w].model.state_dict() for w in (1, 2))
     out.update(ingredients=ingredients, speedup=out["workers_1_s"] / out["workers_2_s"],
                same_soup=all(torch.equal(a[k], b[k]) for k in a),
@@ -68,12 +66,13 @@ def accuracy(seeds: list[int], ingredients: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = common.parser()
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--ingredients", type=int, default=sx.INGREDIENTS)
     parser.add_argument("--only", choices=("diverse",), help="measure only this part; keep the rest")
     args = parser.parse_args()
+    use_device(args.device)
     payload = {"data": "mnist5k"}
     keep = ("accuracy", "diverse", "verdicts")
     if args.only is None:

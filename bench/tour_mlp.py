@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import statistics
-import time
 
-from common import write_result
+import common
+from common import measure, use_device, write_result
 
 from kit.recipes.common import train_classifier
 
@@ -13,13 +13,13 @@ SEEDS = (0, 1, 2)
 
 
 def main() -> None:
+    use_device(common.parser(__doc__.splitlines()[0]).parse_args().device)
     out = {}
     for epochs in (5, 20):
-        start = time.perf_counter()
-        acc = [train_classifier("mnist5k", seed=s, epochs=epochs, lr=0.1, progress=False).test["accuracy"]
-               for s in SEEDS]
+        seconds, acc = measure(lambda e=epochs: [
+            train_classifier("mnist5k", seed=s, epochs=e, lr=0.1, progress=False).test["accuracy"] for s in SEEDS])
         out[f"epochs_{epochs}"] = {"test_accuracy": acc, "mean": statistics.mean(acc),
-                                   "seconds_per_run": (time.perf_counter() - start) / len(SEEDS)}
+                                   "seconds_per_run": seconds / len(SEEDS)}
         print(epochs, acc)
     write_result("tour_mlp", {"budget": "cpu", "seeds": list(SEEDS), **out})
 

@@ -89,24 +89,31 @@ def accelerator_available() -> bool:
     return torch.cuda.is_available() or bool(mps is not None and mps.is_available())
 
 
-def get_device(prefer: str | None = None) -> torch.device:
-    """The kit's device choice: CUDA if present, else Apple MPS, else CPU (or ``prefer`` if given)."""
+DEVICE_VAR = "KIT_DEVICE"
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
+    """The kit's device choice: ``prefer`` if given, else $KIT_DEVICE if set, else CUDA if present, else
+    Apple MPS, else the CPU."""
+    what = "prefer"
+    if prefer is None and os.environ.get(DEVICE_VAR):
+        prefer, what = os.environ[DEVICE_VAR], f"${DEVICE_VAR}"
     if prefer is not None:
         if not isinstance(prefer, (str, torch.device)):
-            raise TypeError(f"prefer must be a device name such as 'cpu' or 'cuda'; got {type(prefer).__name__}")
+            raise TypeError(f"{what} must be a device name such as 'cpu' or 'cuda'; got {type(prefer).__name__}")
         try:
             device = torch.device(prefer)
         except RuntimeError as err:
-            raise ValueError(f"prefer must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {prefer!r}") from err
+            raise ValueError(f"{what} must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {prefer!r}") from err
         if device.type not in DEVICE_TYPES:
-            raise ValueError(f"prefer must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {prefer!r}")
+            raise ValueError(f"{what} must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {prefer!r}")
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("prefer='cuda' but CUDA is not available; use 'cpu' or leave prefer=None")
+            raise ValueError(f"{what}='cuda' but CUDA is not available; use 'cpu' or leave it unset")
         if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"prefer={prefer!r} but only {torch.cuda.device_count()} CUDA device(s) are present")
+            raise ValueError(f"{what}={prefer!r} but only {torch.cuda.device_count()} CUDA device(s) are present")
         mps = getattr(torch.backends, "mps", None)
         if device.type == "mps" and not (mps is not None and mps.is_available()):
-            raise ValueError("prefer='mps' but Apple MPS is not available; use 'cpu' or leave prefer=None")
+            raise ValueError(f"{what}='mps' but Apple MPS is not available; use 'cpu' or leave it unset")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -114,6 +121,25 @@ def get_device(prefer: str | None = None) -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model lives: the device of its first parameter (or buffer); the CPU for a model with neither."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def device_for(model: torch.nn.Module, device: str | torch.device | None = None) -> torch.device:
+    """The device a step on ``model`` runs on: ``device`` when the caller names one, else the model's own.
+
+    The kit's one device rule: data, masks, buffers and metrics follow the model, and nothing moves a
+    user's model unless the caller asks for a device (recipes that build their models place them on
+    :func:`get_device`).
+    """
+    return model_device(model) if device is None else get_device(device)
 
 
 def resolve(budget: str | None = None, device: str | torch.device | None = None) -> tuple[str, torch.device]:

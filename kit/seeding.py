@@ -25,6 +25,10 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+        # cuDNN's fastest convolutions may sum in a different order on every run; the same seed must give
+        # the same numbers, so the kit asks for its deterministic ones (and no per-shape benchmarking)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     return generator(seed)
 
 

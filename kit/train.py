@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .budget import get_device
+from .budget import device_for
 from .data import make_loader
 from .schedules import Schedule, as_schedule
 from .seeding import check_seed, seed_everything
@@ -36,8 +36,12 @@ def classification_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return nn.functional.cross_entropy(output, target)
 
 
+def _counts_class(output: torch.Tensor, target: torch.Tensor) -> bool:
+    return target.dtype in (torch.long, torch.int, torch.int32) and output.dim() >= 2
+
+
 def _correct(output: torch.Tensor, target: torch.Tensor) -> tuple[int, int]:
-    if target.dtype not in (torch.long, torch.int, torch.int32) or output.dim() < 2:
+    if not _counts_class(output, target):
         return 0, 0
     pred = output.argmax(dim=-1)
     return int((pred == target).sum()), target.numel()
@@ -88,10 +92,15 @@ class TrainState:
     step: int = 0
     batch: Any = None
     output: torch.Tensor | None = None
-    loss: float = float("nan")
+    loss_tensor: torch.Tensor | None = None
     lr: float = float("nan")
     stop: bool = False
     accelerator: Any = None
+
+    @property
+    def loss(self) -> float:
+        """The last step's loss as a number (reading it waits for the device; ``loss_tensor`` does not)."""
+        return float("nan") if self.loss_tensor is None else float(self.loss_tensor)
 
 
 class Callback:
@@ -218,7 +227,10 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
     ``lr_schedule`` is a callable ``step -> lr`` (see :mod:`kit.schedules`) applied before every
     optimizer step; without one the learning rate stays at ``lr``, except that an Optimizer instance
     or factory keeps its own learning rate(s). The run is seeded: the same seed, model
-    initialisation and data give the same history.
+    initialisation and data give the same history. It runs where the model lives (batches follow it);
+    ``device`` moves the model there first. On an accelerator no step waits for the device: loss and
+    accuracy add up there and are read once per epoch, a non-finite loss is checked every
+    ``SYNC_EVERY`` steps.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -245,8 +257,9 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
     _check_schedule(schedule, epochs * len(train_loader))
 
     seed_everything(seed)
-    dev = accelerator.device if accelerator is not None else get_device(device)
-    model.to(dev)
+    dev = accelerator.device if accelerator is not None else device_for(model, device)
+    if device is not None:
+        model.to(dev)  # the caller named a device; otherwise the model stays where it is
     opt = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad], lr, momentum,
                          weight_decay)
     if accelerator is not None:
@@ -254,6 +267,9 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
         if val_loader is not None:
             val_loader = accelerator.prepare(val_loader)
     main = accelerator is None or accelerator.is_main_process
+    # on an accelerator the loop never waits for the device per step: loss and accuracy add up there and
+    # are read once per epoch, a non-finite loss is noted there and checked every SYNC_EVERY steps
+    check_every = 1 if dev.type == "cpu" else SYNC_EVERY
 
     history = History()
     state = TrainState(model=model, optimizer=opt, device=dev, epochs=epochs,
@@ -265,7 +281,12 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
         state.epoch = epoch
         model.train()
         start = time.perf_counter()
-        loss_sum, n_seen, correct, counted = 0.0, 0, 0, 0
+        # float64 sums on the device: the same numbers as adding Python floats, step by step
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.int64, device=dev)
+        bad_step = torch.full((), -1, dtype=torch.int64, device=dev)
+        bad_loss = torch.zeros((), dtype=torch.float32, device=dev)
+        n_seen, counted = 0, 0
         for batch in train_loader:
             batch = batch if accelerator is not None else _to(batch, dev)
             state.batch = batch
@@ -286,9 +307,9 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
             else:
                 output = model(inputs)
             loss = loss_fn(output, targets)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {state.step} (epoch {epoch}); "
-                                         f"lower lr (now {state.lr:g}) or check the data")
+            _note_nonfinite(loss, state.step, bad_step, bad_loss)
+            if state.step % check_every == 0:
+                _raise_nonfinite(bad_step, bad_loss, epoch, state.lr)
             if accelerator is not None:
                 accelerator.backward(loss)
             else:
@@ -297,20 +318,22 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
                 clip = accelerator.clip_grad_norm_ if accelerator is not None else torch.nn.utils.clip_grad_norm_
                 clip(model.parameters(), grad_clip)
             opt.step()
-            state.output, state.loss = output.detach(), loss.item()
+            state.output, state.loss_tensor = output.detach(), loss.detach()
             n = targets.shape[0]
-            loss_sum += state.loss * n
+            loss_sum += state.loss_tensor.double() * n
             n_seen += n
-            c, k = _correct(state.output, targets)
-            correct, counted = correct + c, counted + k
+            if _counts_class(state.output, targets):
+                correct += (state.output.argmax(dim=-1) == targets).sum()
+                counted += targets.numel()
             for cb in callbacks:
                 cb.after_step(state)
             state.step += 1
             bar.update(1)
             if state.stop:
                 break
+        _raise_nonfinite(bad_step, bad_loss, epoch, state.lr)
         record = {"epoch": epoch + 1, "step": state.step, "lr": state.lr,
-                  "train_loss": _mean_across(loss_sum, n_seen, accelerator),
+                  "train_loss": _mean_across(float(loss_sum), n_seen, accelerator),
                   "train_accuracy": _mean_across(float(correct), counted, accelerator),
                   "seconds": time.perf_counter() - start}
         if val_loader is not None:
@@ -328,6 +351,28 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
     return history
 
 
+SYNC_EVERY = 50  # steps between checks for a non-finite loss on an accelerator (a check waits for the device)
+
+
+def _note_nonfinite(loss: torch.Tensor, step: int, bad_step: torch.Tensor, bad_loss: torch.Tensor) -> None:
+    # the first non-finite loss's step and value, kept on the device without waiting for it
+    if loss.device.type == "cpu":  # reading a CPU tensor costs nothing: check it right away
+        if not torch.isfinite(loss):
+            bad_step.fill_(step)
+            bad_loss.fill_(float(loss.detach()))
+        return
+    first = (bad_step < 0) & ~torch.isfinite(loss.detach())
+    bad_step.copy_(torch.where(first, step, bad_step))
+    bad_loss.copy_(torch.where(first, loss.detach().float(), bad_loss))
+
+
+def _raise_nonfinite(bad_step: torch.Tensor, bad_loss: torch.Tensor, epoch: int, lr: float) -> None:
+    step = int(bad_step)
+    if step >= 0:
+        raise FloatingPointError(f"loss became {float(bad_loss)} at step {step} (epoch {epoch}); "
+                                 f"lower lr (now {lr:g}) or check the data")
+
+
 def _mean_across(total: float, count: int, accelerator: Any) -> float:
     if accelerator is not None and accelerator.num_processes > 1:
         t = accelerator.reduce(torch.tensor([total, float(count)], device=accelerator.device), "sum")
@@ -338,13 +383,14 @@ def _mean_across(total: float, count: int, accelerator: Any) -> float:
 @torch.no_grad()
 def predict(model: nn.Module, data: Dataset | DataLoader, *, batch_size: int = 512,
             device: str | torch.device | None = None, accelerator: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model outputs and targets over ``data``, in order (model put in eval mode)."""
+    """Model outputs and targets over ``data``, in order, on the CPU (model put in eval mode; it runs where it
+    lives unless ``device`` names another)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     batch_size = check_int(batch_size, "batch_size", low=1)
     loader = _as_loader(data, batch_size, False, 0, "data")
-    dev = accelerator.device if accelerator is not None else get_device(device)
-    if accelerator is None:
+    dev = accelerator.device if accelerator is not None else device_for(model, device)
+    if accelerator is None and device is not None:
         model.to(dev)
     model.eval()
     outputs, targets = [], []

@@ -41,3 +41,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """The device the suite trains on: kit.get_device() (CUDA on a GPU machine), or $KIT_TEST_DEVICE if set.
+
+    The same tests are the CPU suite and the GPU suite; a test that takes this fixture puts its model and
+    data there, and everything the kit does follows the model.
+    """
+    from devices import DEVICE
+    return DEVICE

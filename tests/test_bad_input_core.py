@@ -117,6 +117,7 @@ def bench_common():
 def test_bench_results_are_written_atomically_and_survive_a_truncated_previous_file(tmp_path, monkeypatch, capsys):
     common = bench_common()
     monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setitem(common._DEVICE, "device", torch.device("cpu"))  # cpu results: the folder itself
     (tmp_path / "demo.json").write_text('{"benchmark": "demo", "accuracy": {"a": 1')  # killed mid-write
     path = common.write_result("demo", {"speed": 1.0}, keep=("accuracy",))
     assert "unreadable" in capsys.readouterr().out

@@ -45,14 +45,14 @@ def test_partition_rejects_bad_input():
         partition(torch.zeros(10, dtype=torch.long), 11)
 
 
-def test_stacked_clients_train_exactly_like_one_after_another():
+def test_stacked_clients_train_exactly_like_one_after_another(device):
     torch.manual_seed(0)
     x, y = torch.randn(300, 12), torch.randint(0, 3, (300,))
     data = torch.utils.data.TensorDataset(x, y)
     parts = partition(y, 3, alpha=0.5, seed=1)
-    start = MLP(12, (16,), 3)
-    a = [MLP(12, (16,), 3) for _ in range(3)]
-    b = [MLP(12, (16,), 3) for _ in range(3)]
+    start = MLP(12, (16,), 3).to(device)
+    a = [MLP(12, (16,), 3).to(device) for _ in range(3)]
+    b = [MLP(12, (16,), 3).to(device) for _ in range(3)]
     for m in a + b:
         m.load_state_dict(start.state_dict())
     train_clients(a, data, parts, epochs=2, lr=0.1, batch_size=16, seed=5, batched=True)
@@ -65,9 +65,9 @@ def test_stacked_clients_train_exactly_like_one_after_another():
     assert not torch.allclose(a[0].net[1].weight, a[1].net[1].weight)
 
 
-def test_stacked_forward_equals_each_model():
-    models = [MLP(5, (4,), 2) for _ in range(3)]
-    x = torch.randn(3, 7, 5)
+def test_stacked_forward_equals_each_model(device):
+    models = [MLP(5, (4,), 2).to(device) for _ in range(3)]
+    x = torch.randn(3, 7, 5, device=device)
     out = Stacked(models)(x)
     for i, m in enumerate(models):
         torch.testing.assert_close(out[i], m(x[i]))
@@ -116,7 +116,7 @@ def test_target_flips_match_the_margin_rule_of_a_one_hot_attack():
     fed = sim.setup(cfg)
     honest = sim.client_predictions(cfg, fed, 0)
     record, _ = sim.server_step(cfg, fed, honest, 0, None)
-    p = honest.double().mean(0).numpy()
+    p = honest.double().mean(0).cpu().numpy()
     margin = p.max(1) - p.min(1)  # LMA attacks the honest mean's least likely class
     f = cfg.n_byzantine / cfg.clients
     assert record["target_flips"] == pytest.approx(((1 - f) * margin < f).mean(), abs=1 / len(p))
@@ -196,7 +196,7 @@ def test_flower_run_aggregates_like_the_in_process_simulation():
     cfg = sim.FLConfig(**{**SMALL, "clients": 3}, defence="median", batched=False)
     strategy = run_flower(cfg, cpus_per_client=1.0)
     assert len(strategy.rounds) == cfg.rounds
-    fed = sim.setup(cfg)
+    fed = sim.setup(cfg, device="cpu")
     first = sim.client_predictions(cfg, fed, 0)  # the same clients from the same server model, in process
     torch.testing.assert_close(strategy.rounds[0]["predictions"], first, rtol=1e-4, atol=1e-5)
     for r in strategy.rounds:

@@ -1245,17 +1245,17 @@ def test_projected_sgd_setup_projects_and_refuses_regions_without_projection_ear
 # ---------------------------------------------------------------- 11. with kit.train.fit
 
 @pytest.mark.parametrize(("kind", "rescale"), [("linf", "diameter"), ("k_support", "gradient")])
-def test_sfw_trains_digits_with_fit_and_stays_feasible(kind, rescale):
+def test_sfw_trains_digits_with_fit_and_stays_feasible(kind, rescale, device):
     data = load("digits")
     torch.manual_seed(0)
-    model = MLP(input_shape=(1, 8, 8), widths=(64,), num_classes=10)
+    model = MLP(input_shape=(1, 8, 8), widths=(64,), num_classes=10).to(device)
     cons = constraints_from_init(model, kind, width=10.0, k=0.3)
     make_feasible_(model, cons)
     opt = SFW(model.parameters(), cons, lr=0.1, momentum=0.9, rescale=rescale)
-    history = fit(model, data.train, optimizer=opt, epochs=15, batch_size=64, progress=False, device="cpu")
+    history = fit(model, data.train, optimizer=opt, epochs=15, batch_size=64, progress=False)
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
     assert opt.param_groups[0]["lr"] == 0.1  # fit keeps the optimizer's own learning rate
     assert evaluate(model, data.test)["accuracy"] > 0.85
     for p, c in zip(model.parameters(), cons, strict=True):
         assert c.contains(p.detach(), tol=1e-4)
-        assert inside_by_hand(kind, p.detach(), c.radius, k=c.k if hasattr(c, "k") else None, rtol=1e-4)
+        assert inside_by_hand(kind, p.detach().cpu(), c.radius, k=c.k if hasattr(c, "k") else None, rtol=1e-4)

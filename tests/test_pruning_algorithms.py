@@ -52,9 +52,9 @@ def digits() -> data_mod.Splits:
 
 
 @pytest.fixture(scope="module")
-def dense(digits) -> MLP:
+def dense(digits, device) -> MLP:
     torch.manual_seed(0)
-    model = MLP((1, 8, 8), widths=(16,), num_classes=10)
+    model = MLP((1, 8, 8), widths=(16,), num_classes=10).to(device)  # the rest of the module follows it
     fit(model, digits.train, epochs=DENSE_EPOCHS, lr_schedule=Cosine(0.3, DENSE_EPOCHS * SPE), progress=False)
     return model
 
@@ -67,7 +67,8 @@ def run_imp(model: nn.Module, data: data_mod.Splits, **kwargs) -> ImpResult:
 
 
 def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """The model's state on the CPU (models may train on the suite's device; a checkpoint loads on the CPU)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

@@ -64,17 +64,17 @@ def digits() -> data_mod.Splits:
 
 
 @pytest.fixture(scope="module")
-def dense(digits) -> MLP:
+def dense(digits, device) -> MLP:
     torch.manual_seed(0)
-    model = MLP((1, 8, 8), widths=(16,), num_classes=10)
+    model = MLP((1, 8, 8), widths=(16,), num_classes=10).to(device)  # soups of it follow it there
     fit(model, digits.train, epochs=DENSE_EPOCHS, lr_schedule=SCHEDULE, progress=False)
     return model
 
 
 @pytest.fixture(scope="module")
-def cnn(digits) -> SmallCNN:
+def cnn(digits, device) -> SmallCNN:
     torch.manual_seed(1)
-    model = SmallCNN((1, 8, 8), channels=(4, 6), num_classes=10, batchnorm=True, global_pool=False)
+    model = SmallCNN((1, 8, 8), channels=(4, 6), num_classes=10, batchnorm=True, global_pool=False).to(device)
     fit(model, digits.train, epochs=1, lr=0.1, progress=False)
     return model
 
@@ -99,14 +99,15 @@ def perturbed(model: nn.Module, seed: int) -> nn.Module:
             if key.endswith("_mask"):
                 continue
             if value.is_floating_point():
-                value.add_(0.1 * torch.randn(value.shape, generator=g))
+                value.add_(0.1 * torch.randn(value.shape, generator=g).to(value.device))
             else:
                 value.add_(seed + 1)
     return work
 
 
 def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    """The model's state on the CPU (models may train on the suite's device; a checkpoint loads on the CPU)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -123,7 +124,7 @@ def test_uniform_soup_is_the_hand_computed_average_with_masks_kept(cnn):
     before = [state_of(m) for m in ingredients]
     soup = uniform_soup(ingredients)
     states = [{k: v.numpy().astype(np.float64) for k, v in s.items()} for s in before]
-    got = soup.state_dict()
+    got = state_of(soup)
     assert list(got) == list(before[0])
     masks = [k for k in got if k.endswith("_mask")]
     assert masks == ["features.0.weight_mask", "features.4.weight_mask", "head.1.weight_mask"]
@@ -217,13 +218,13 @@ def direct_statistics(model: SmallCNN, loader, batches: int | None) -> list[tupl
         for k, (x, _) in enumerate(loader):
             if batches is not None and k >= batches:
                 break
-            h = x
+            h = x.to(conv1.weight.device)
             for i, (conv, bn) in enumerate(((conv1, bn1), (conv2, bn2))):
                 z = conv(h)
                 mean, var = z.mean(dim=(0, 2, 3)), z.var(dim=(0, 2, 3), unbiased=False)
                 n = z.numel() / z.shape[1]
-                sums[i][0] += mean.double()
-                sums[i][1] += (var * n / (n - 1)).double()
+                sums[i][0] += mean.double().cpu()
+                sums[i][1] += (var * n / (n - 1)).double().cpu()
                 zn = (z - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + bn.eps)
                 h = nn.functional.max_pool2d(torch.relu(zn * bn.weight[None, :, None, None]
                                                         + bn.bias[None, :, None, None]), 2)
@@ -246,8 +247,8 @@ def test_recalibrated_batchnorm_statistics_equal_the_direct_computation(cnn, dig
     recalibrate_batchnorm(model, loader, batches=batches)
     expected = direct_statistics(model, loader, batches)
     for bn, (mean, var) in zip(norms, expected, strict=True):
-        torch.testing.assert_close(bn.running_mean.double(), mean, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(bn.running_var.double(), var, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(bn.running_mean.double().cpu(), mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(bn.running_var.double().cpu(), var, rtol=1e-5, atol=1e-6)
         assert int(bn.num_batches_tracked) == (13 if batches is None else 3)
     assert norms[0].momentum == 0.3 and norms[1].momentum == 0.1
     assert not model.training and not model.features[1].training and model.head.training
@@ -283,9 +284,9 @@ def test_ece_of_a_hand_computed_example():
 def flat_numpy(model: nn.Module) -> np.ndarray:
     parts = []
     for name, p in model.named_parameters():
-        value = p.detach().numpy().astype(np.float64)
+        value = p.detach().cpu().numpy().astype(np.float64)
         if name.endswith("_orig"):
-            value = value * dict(model.named_buffers())[name[:-5] + "_mask"].numpy()
+            value = value * dict(model.named_buffers())[name[:-5] + "_mask"].cpu().numpy()
         parts.append(value.ravel())
     return np.concatenate(parts)
 
@@ -304,11 +305,11 @@ def test_pairwise_distances_and_angles_match_numpy(cnn):
     assert distances.shape == angles.shape == (3, 3)
 
 
-def test_ensemble_accuracy_averages_softmax_outputs(dense, digits):
+def test_ensemble_accuracy_averages_softmax_outputs(dense, digits, device):
     models = [retrained(pruned(dense, 0.9), digits, seed, lr=0.2) for seed in range(3)]
     x, y = digits.test.tensors
     with torch.no_grad():
-        logits = [m.eval()(x).double().numpy() for m in models]
+        logits = [m.eval()(x.to(device)).double().cpu().numpy() for m in models]
     probs = [np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)
              for z in logits]
     by_hand = float((np.mean(probs, axis=0).argmax(1) == y.numpy()).mean())

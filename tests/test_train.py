@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from devices import DEVICE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -46,7 +47,8 @@ def linear(seed: int = 0) -> nn.Linear:
 
 
 def flat(model: nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    """All parameters as one CPU vector (the model may have trained on the suite's device)."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).cpu()
 
 
 def no_seconds(history: History) -> list[dict[str, float]]:
@@ -54,7 +56,8 @@ def no_seconds(history: History) -> list[dict[str, float]]:
 
 
 def run(model: nn.Module, data, **kwargs) -> History:
-    kwargs = {"progress": False, "device": "cpu", **kwargs}
+    # on the suite's device (CUDA on a GPU machine): fit moves the model there because the test names it
+    kwargs = {"progress": False, "device": DEVICE, **kwargs}
     return fit(model, data, **kwargs)
 
 
@@ -109,7 +112,7 @@ def test_fit_learns_separable_task_and_evaluate_matches_argmax():
     assert model.training  # evaluate restores the mode it found
     with torch.no_grad():
         model.eval()
-        logits = model(test.tensors[0])
+        logits = model(test.tensors[0].to(DEVICE)).cpu()
     expected_acc = (logits.argmax(dim=1) == test.tensors[1]).double().mean().item()
     assert result["accuracy"] == pytest.approx(expected_acc, abs=1e-12)
     assert result["accuracy"] > 0.9
@@ -158,7 +161,7 @@ def test_same_seed_same_history_and_weights_different_seed_differs():
     hc = run(c, data, epochs=3, batch_size=16, seed=8)
     assert no_seconds(ha) == no_seconds(hb)
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-        assert torch.equal(pa, pb), name
+        assert torch.equal(pa, pb), name  # same device: bit for bit
     assert ha["train_loss"] != hc["train_loss"]
     assert not torch.equal(flat(a), flat(c))
 
@@ -180,8 +183,9 @@ def test_one_full_batch_sgd_step_is_w_minus_lr_grad():
     grads = manual_grad(reference, x, y)
     expected = [p.detach() - lr * g for p, g in zip(reference.parameters(), grads, strict=True)]
     for new, exp, old in zip(model.parameters(), expected, reference.parameters(), strict=True):
+        new = new.detach().cpu()
         assert (new - old).abs().max() > 1e-3  # the step is far larger than the tolerance
-        torch.testing.assert_close(new.detach(), exp, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(new, exp.detach(), atol=1e-6, rtol=1e-5)
     assert history["step"] == [1]
     assert history.last("train_loss") == pytest.approx(F.cross_entropy(reference(x), y).item(), rel=1e-5)
 
@@ -254,7 +258,8 @@ def test_named_optimizers_first_step_closed_form(name):
             expected.append(w - lr * gw / (gw.abs() + 1e-8))
         else:
             expected.append(w * (1 - lr * wd) - lr * g / (g.abs() + 1e-8))
-    torch.testing.assert_close(flat(model), torch.cat([e.reshape(-1) for e in expected]), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(flat(model), torch.cat([e.detach().reshape(-1) for e in expected]), atol=1e-6,
+                               rtol=1e-5)
 
 
 def test_optimizer_instance_and_factory():
@@ -291,7 +296,7 @@ def test_optimizer_instance_and_factory():
         return torch.optim.Adam(params, lr=0.003)
 
     history = run(model, data, epochs=2, optimizer=factory, batch_size=16)
-    assert len(calls) == 1 and len(calls[0]) == 1 and calls[0][0] is model.weight
+    assert len(calls) == 1 and len(calls[0]) == 1 and calls[0][0] is model.weight  # .to() keeps the Parameter
     assert history["lr"] == [0.003, 0.003]
 
     with pytest.raises(TypeError, match="factory must return"):
@@ -430,7 +435,7 @@ def test_fit_on_sequence_outputs_counts_tokens():
     assert history.last("train_loss") < 0.5 * history["train_loss"][0]
     result = evaluate(model, data)
     with torch.no_grad():
-        logits = model(x)
+        logits = model(x.to(DEVICE)).cpu()
     acc = (logits.argmax(-1) == (x + 1) % 5).double().mean().item()  # over all N*T tokens
     assert result["accuracy"] == pytest.approx(acc, abs=1e-12) and acc > 0.9
     assert result["loss"] == pytest.approx(F.cross_entropy(logits.reshape(-1, 5), ((x + 1) % 5).reshape(-1)).item(),
@@ -530,7 +535,8 @@ def test_fit_under_accelerate_with_two_cpu_processes(tmp_path):
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port()), str(SCRIPT), str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf"),  # no user accelerate config
-           "ACCELERATE_USE_CPU": "true", "KIT_BUDGET": "smoke"}
+           "ACCELERATE_USE_CPU": "true", "KIT_BUDGET": "smoke",
+           "CUDA_VISIBLE_DEVICES": ""}  # two CPU ranks (gloo) on a GPU machine too: torchrun would pick NCCL
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"accelerate launch failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -23,8 +23,12 @@ FEDAVG_ATTACKS = ("none", "gaussian", "gaussian_weights", "scaled", "sign_flip")
 PROBABILITY_ATOL = 1e-3  # a softmax in float16/bfloat16 sums to one only up to about this
 
 
-def check_predictions(predictions: object, name: str = "predictions", *, min_classes: int = 1) -> torch.Tensor:
-    """Return ``predictions`` if it is a float (clients, samples, classes) tensor of probability vectors, else raise."""
+def check_predictions(predictions: object, name: str = "predictions", *, min_classes: int = 1,
+                      values: bool = True) -> torch.Tensor:
+    """Return ``predictions`` if it is a float (clients, samples, classes) tensor of probability vectors, else raise.
+
+    ``values=False`` checks type and shape only: for predictions the kit computed itself, whose values
+    need no check (reading them would make an accelerator wait)."""
     if not isinstance(predictions, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (clients, samples, classes); "
                         f"got {type(predictions).__name__}")
@@ -37,6 +41,8 @@ def check_predictions(predictions: object, name: str = "predictions", *, min_cla
     if clients < 1 or samples < 1 or classes < min_classes:
         raise ValueError(f"{name} needs at least 1 client, 1 sample and {min_classes} classes; "
                          f"got shape {tuple(predictions.shape)}")
+    if not values:
+        return predictions
     if not bool(torch.isfinite(predictions).all()) or bool((predictions < 0).any()):
         raise ValueError(f"{name} must hold probability vectors: finite entries >= 0")
     sums = predictions.sum(-1)
@@ -103,7 +109,7 @@ def class_similarity(predictions: torch.Tensor) -> torch.Tensor:
 
 def _one_hot(classes_per_sample: torch.Tensor, n_byzantine: int, like: torch.Tensor) -> torch.Tensor:
     """One-hot vectors (n_byzantine, samples, classes) from class indices (samples,) or (n_byzantine, samples)."""
-    hot = F.one_hot(classes_per_sample.to(like.device), like.shape[-1]).to(like.dtype)
+    hot = F.one_hot(classes_per_sample.to(like.device, non_blocking=True), like.shape[-1]).to(like.dtype)
     return hot.expand(n_byzantine, *like.shape[-2:]).clone()
 
 
@@ -125,7 +131,8 @@ def _honest_copies(honest: torch.Tensor, client: torch.Tensor, n_byzantine: int)
 
 
 def attack(name: str, honest: torch.Tensor, n_byzantine: int, *, generator: torch.Generator | None = None,
-           similarity: torch.Tensor | None = None, constant_class: int = 0, fraction: float = 1.0) -> torch.Tensor:
+           similarity: torch.Tensor | None = None, constant_class: int = 0, fraction: float = 1.0,
+           validate: bool = True) -> torch.Tensor:
     """Predictions (n_byzantine, samples, classes) that ``n_byzantine`` attackers send, given the honest ones.
 
     ``name`` is one of :data:`ATTACKS`:
@@ -147,7 +154,7 @@ def attack(name: str, honest: torch.Tensor, n_byzantine: int, *, generator: torc
     torch's global generator. Ties (argmin, argmax) go to the lowest index.
     """
     name = check_choice(name, "attack", ATTACKS)
-    honest = check_predictions(honest, "honest", min_classes=2)
+    honest = check_predictions(honest, "honest", min_classes=2, values=validate)
     n_byzantine = check_int(n_byzantine, "n_byzantine", low=0)
     clients, samples, classes = honest.shape
     constant_class = check_int(constant_class, "constant_class", low=0, high=classes - 1)
@@ -160,7 +167,7 @@ def attack(name: str, honest: torch.Tensor, n_byzantine: int, *, generator: torc
     if n_byzantine == 0:
         return honest.new_zeros((0, samples, classes))
     if name == "none":
-        crafted = honest[_randint(clients, (n_byzantine,), generator).to(honest.device)].clone()
+        crafted = honest[_randint(clients, (n_byzantine,), generator).to(honest.device, non_blocking=True)].clone()
     elif name == "random":
         crafted = _one_hot(_randint(classes, (n_byzantine, samples), generator), n_byzantine, honest)
     elif name == "constant":
@@ -186,7 +193,7 @@ def attack(name: str, honest: torch.Tensor, n_byzantine: int, *, generator: torc
         device = generator.device if generator is not None else torch.device("cpu")
         chosen = torch.randperm(samples, generator=generator, device=device)[:round(fraction * samples)]
         attacked = torch.zeros(samples, dtype=torch.bool, device=honest.device)
-        attacked[chosen.to(honest.device)] = True
+        attacked[chosen.to(honest.device, non_blocking=True)] = True
         crafted = torch.where(attacked[None, :, None], crafted, mean.expand_as(crafted))
     return crafted
 
@@ -218,11 +225,12 @@ def attack_weights(name: str, honest_vectors: torch.Tensor, n_byzantine: int, *,
     clients, dim = honest_vectors.shape
     mean = honest_vectors.mean(0)
     if name == "none":
-        return honest_vectors[_randint(clients, (n_byzantine,), generator).to(honest_vectors.device)].clone()
+        picked = _randint(clients, (n_byzantine,), generator).to(honest_vectors.device, non_blocking=True)
+        return honest_vectors[picked].clone()
     if name in ("gaussian", "gaussian_weights"):
         device = generator.device if generator is not None else torch.device("cpu")
         noise = torch.randn((n_byzantine, dim), generator=generator, device=device, dtype=honest_vectors.dtype)
-        noise = (sigma * noise).to(honest_vectors.device)
+        noise = (sigma * noise).to(honest_vectors.device, non_blocking=True)
         return noise if name == "gaussian" else noise - global_vector
     # a new tensor scaled by `scale`: the reference's in-place-on-a-copy scaling changed nothing
     factor = scale if name == "scaled" else -1.0

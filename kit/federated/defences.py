@@ -218,7 +218,7 @@ def renormalise(value: torch.Tensor) -> torch.Tensor:
 
 
 def aggregate(name: str, predictions: torch.Tensor, *, trim: float = 0.2, quantile: float = DEFAULT_QUANTILE,
-              iterations: int = 100, weights: torch.Tensor | None = None) -> Aggregate:
+              iterations: int = 100, weights: torch.Tensor | None = None, validate: bool = True) -> Aggregate:
     """Aggregate client predictions (clients, samples, classes) per sample with defence ``name``.
 
     ``name`` is one of :data:`DEFENCES`:
@@ -239,10 +239,12 @@ def aggregate(name: str, predictions: torch.Tensor, *, trim: float = 0.2, quanti
     ``scores`` holds, per client and averaged over samples, its absolute projection (filter; cronus:
     the first pass) or its L1 distance to the value (median, trimmed mean, geometric median); zeros
     for the mean. ``weights`` (clients,) weight the mean, the geometric median and the average of the
-    clients a filter keeps; the other defences reject them.
+    clients a filter keeps; the other defences reject them. ``validate=False`` skips the check that the
+    predictions hold probability vectors (for predictions the kit made itself: on an accelerator, reading
+    values waits for the device).
     """
     name = check_choice(name, "defence", DEFENCES)
-    predictions = check_predictions(predictions)
+    predictions = check_predictions(predictions, values=validate)
     trim, quantile, iterations = _check_options(trim, quantile, iterations)
     weights = _check_weights(weights, name, predictions.shape[0], predictions)
     value, scores, kept = _combine(name, predictions, trim, quantile, iterations, weights, 0)
@@ -310,17 +312,20 @@ class ExpGuard:
             raise ValueError(f"{name} has {clients} clients but this ExpGuard tracks {self.n_clients}; "
                              f"client weights cannot follow a changed client count (use a new ExpGuard)")
 
-    def __call__(self, predictions: torch.Tensor) -> Aggregate:
+    def __call__(self, predictions: torch.Tensor, validate: bool = True) -> Aggregate:
         """One round: base aggregate, score, update the weights, return the weighted mean (scores = s)."""
-        predictions = check_predictions(predictions)
+        predictions = check_predictions(predictions, values=validate)
         clients = predictions.shape[0]
         self._check_clients(clients, "predictions")
-        base = aggregate(self.base, predictions, trim=self.trim, quantile=self.quantile, iterations=self.iterations)
+        base = aggregate(self.base, predictions, trim=self.trim, quantile=self.quantile, iterations=self.iterations,
+                         validate=validate)
         scores = (predictions - base.value).abs().sum(-1).mean(1)
         if self._log_weights is None:
             self.n_clients = clients
-            self._log_weights = torch.zeros(clients, dtype=torch.float64)
-        log_weights = self._log_weights - self.eta * scores.detach().double().cpu()
+            self._log_weights = torch.zeros(clients, dtype=torch.float64, device=predictions.device)
+        # the weights live with the predictions, so a round on an accelerator never waits for the host
+        log_weights = (self._log_weights.to(predictions.device, non_blocking=True)
+                       - self.eta * scores.detach().double())
         self._log_weights = log_weights - torch.logsumexp(log_weights, 0)
         weights = self.weights
         self.history.append(weights.clone())
@@ -331,8 +336,8 @@ class ExpGuard:
     def state_dict(self) -> dict[str, object]:
         """Everything needed to resume: settings (checked on load), log-weights and the weight history."""
         return {"base": self.base, "eta": self.eta, "n_clients": self.n_clients,
-                "log_weights": None if self._log_weights is None else self._log_weights.clone(),
-                "history": [w.clone() for w in self.history]}
+                "log_weights": None if self._log_weights is None else self._log_weights.cpu().clone(),
+                "history": [w.cpu().clone() for w in self.history]}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Resume from :meth:`state_dict`; the base defence and eta must match this guard's."""

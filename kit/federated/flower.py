@@ -25,8 +25,9 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no network calls home
 
 @functools.lru_cache(maxsize=4)
 def _federation(cfg: FLConfig) -> Federation:
-    # every ClientApp process derives the same data, public set and parts from the config's seed
-    return setup(cfg)
+    # every ClientApp process derives the same data, public set and parts from the config's seed; the
+    # simulation gives its clients CPUs only (num_gpus 0), so the federation lives on the CPU
+    return setup(cfg, device="cpu")
 
 
 def client_app(cfg: FLConfig) -> Any:
@@ -98,7 +99,7 @@ def make_strategy(cfg: FLConfig) -> Any:
     """The FedDistill strategy for ``cfg`` (its ``rounds`` list records predictions, aggregate, accuracy)."""
     if cfg.protocol != "feddistill":
         raise ValueError("the Flower adapter runs protocol='feddistill'")
-    return _strategy_class()(cfg, setup(cfg))
+    return _strategy_class()(cfg, setup(cfg, device="cpu"))
 
 
 def run_flower(cfg: FLConfig, *, cpus_per_client: float = 1.0, verbose: bool = False) -> Any:

@@ -21,6 +21,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from .. import data as data_mod
+from ..budget import get_device
 from ..models import MODELS, create
 from ..runs import Checkpoints, derive_seed, fingerprint, fingerprint_data, fingerprint_model, hash_tensors
 from ..seeding import check_seed, generator, seed_everything
@@ -155,8 +156,11 @@ class Federation:
     num_classes: int
 
 
-def setup(cfg: FLConfig, budget: str | None = None) -> Federation:
-    """Data, public set, client parts and the initial server model of a run (deterministic in the seed)."""
+def setup(cfg: FLConfig, budget: str | None = None, device: str | torch.device | None = None) -> Federation:
+    """Data, public set, client parts and the initial server model of a run (deterministic in the seed).
+
+    The server model and the public set go to ``device`` (default :func:`kit.get_device`); clients,
+    aggregation and distillation follow them there."""
     splits = data_mod.load(cfg.dataset, seed=cfg.seed, budget=budget)
     x, y = dataset_tensors(splits.train)
     if cfg.public >= len(x) - cfg.clients:
@@ -170,9 +174,10 @@ def setup(cfg: FLConfig, budget: str | None = None) -> Federation:
     seed_everything(cfg.seed)
     # widths size the MLP's hidden layers; the CNNs keep their own defaults
     extra = {"widths": cfg.widths} if cfg.model == "mlp" else {}
-    server = create(cfg.model, splits.input_shape, splits.num_classes, **extra)
+    dev = get_device(device)
+    server = create(cfg.model, splits.input_shape, splits.num_classes, **extra).to(dev)
     train = TensorDataset(x[private], y[private])
-    return Federation(server, train, parts, x[public], splits.test, splits.num_classes)
+    return Federation(server, train, parts, x[public].to(dev), splits.test, splits.num_classes)
 
 
 def soft_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -237,9 +242,12 @@ def server_step(cfg: FLConfig, fed: Federation, honest: torch.Tensor, r: int, gu
     seed = round_seed(cfg, r)
     predictions = honest
     if cfg.n_byzantine:
-        bad = attack(cfg.attack, honest, cfg.n_byzantine, generator=generator(seed), fraction=cfg.attack_fraction)
+        bad = attack(cfg.attack, honest, cfg.n_byzantine, generator=generator(seed), fraction=cfg.attack_fraction,
+                     validate=False)
         predictions = torch.cat([honest, bad])
-    result = guard(predictions) if guard is not None else aggregate(cfg.defence, predictions)
+    # the clients' softmax outputs need no value check (it would make an accelerator wait every round)
+    result = (guard(predictions, validate=False) if guard is not None
+              else aggregate(cfg.defence, predictions, validate=False))
     fit(fed.server, TensorDataset(fed.public_x, result.value), epochs=cfg.distill_epochs, lr=cfg.lr,
         batch_size=cfg.batch_size, loss_fn=soft_cross_entropy, seed=seed, progress=False, desc="distil")
     # how often the attack changed the label the server is taught, against the honest clients' consensus
@@ -285,8 +293,9 @@ def run_fingerprints(cfg: FLConfig, fed: Federation) -> dict[str, Any]:
 
 
 def simulate(cfg: FLConfig, *, budget: str | None = None, checkpoint: str | os.PathLike | None = None,
-             progress: bool = True) -> FLHistory:
-    """Run ``cfg.rounds`` rounds; with ``checkpoint`` (a folder) save after every round and resume from it.
+             progress: bool = True, device: str | torch.device | None = None) -> FLHistory:
+    """Run ``cfg.rounds`` rounds on ``device`` (default :func:`kit.get_device`); with ``checkpoint`` (a folder)
+    save after every round and resume from it.
 
     Checkpoints go through :class:`kit.runs.Checkpoints` (files ``fl-<key>-NNN.pt``, the last two kept).
     """
@@ -295,7 +304,7 @@ def simulate(cfg: FLConfig, *, budget: str | None = None, checkpoint: str | os.P
     # the checkpoint folder is checked before any data is loaded or round run
     store = None if checkpoint is None else Checkpoints(checkpoint, prefix=f"fl-{cfg.key()}", format=CHECKPOINT_FORMAT,
                                                         kind="federated", keep=2)
-    fed = setup(cfg, budget)
+    fed = setup(cfg, budget, device)
     guard = ExpGuard(cfg.defence, eta=cfg.eta, n_clients=cfg.clients) if cfg.expguard else None
     history = FLHistory(cfg)
     prints = run_fingerprints(cfg, fed) if store is not None else {}

@@ -61,6 +61,26 @@ def _scratch(buffers: dict | None, name: str, like: torch.Tensor, dtype: torch.d
     return buf
 
 
+def reads_are_free(x: torch.Tensor) -> bool:
+    """True on the CPU, where reading a value costs nothing; elsewhere the LMOs and SFW keep every value on the
+    device (a read waits for the accelerator), at the price of a few more small kernels."""
+    return x.device.type == "cpu"
+
+
+def _scaled(x: torch.Tensor, norm: torch.Tensor, radius: float, out: torch.Tensor) -> torch.Tensor:
+    """-radius * x / norm into ``out`` (0 where norm <= EPS), without reading norm on the host."""
+    scale = torch.where(norm > EPS, -radius / norm.clamp_min(EPS), torch.zeros_like(norm))
+    return torch.mul(x, scale, out=out)
+
+
+def _signed_vertex(x: torch.Tensor, index: torch.Tensor, value: float, out: torch.Tensor) -> torch.Tensor:
+    """``out`` = 0 except ``value * sign(x[index])`` at the flat ``index`` (a 0-d tensor), on the device."""
+    flat = x.reshape(-1)
+    entry = torch.sign(flat.gather(0, index.reshape(1))).mul_(value)
+    out.zero_().view(-1).scatter_(0, index.reshape(1), entry)
+    return out
+
+
 def _exact_top_k(a: torch.Tensor, k: int, out: torch.Tensor) -> torch.Tensor:
     return out.zero_().index_fill_(0, torch.topk(a, k, sorted=False).indices, 1.0)
 
@@ -125,7 +145,8 @@ def top_k_indicator(x: torch.Tensor, k: int, buffers: dict | None = None) -> tor
     if k == n:
         return out.fill_(1.0).view(x.shape)
     a = torch.abs(flat, out=_scratch(buffers, "abs", flat))
-    tau = _threshold(a, k, buffers) if n >= _EXACT_BELOW else None
+    # the sampled threshold reads counts on the host; an accelerator's top-k is fast and never waits
+    tau = _threshold(a, k, buffers) if n >= _EXACT_BELOW and reads_are_free(flat) else None
     if tau is not None:
         return torch.sub(a, tau, out=out).sign_().add_(1.0).clamp_max_(1.0).view(x.shape)  # |x| >= tau
     return _exact_top_k(a, k, out).view(x.shape)
@@ -281,6 +302,8 @@ class L2Ball(Constraint):
     def _lmo(self, x, out):
         if kernels.applies(x, out):
             return kernels.l2_vertex(x, self.radius, out)
+        if not reads_are_free(x):
+            return _scaled(x, x.norm(), self.radius, out)
         norm = float(x.norm())
         return out.zero_() if norm <= EPS else torch.mul(x, -self.radius / norm, out=out)
 
@@ -337,6 +360,8 @@ class L1Ball(Constraint):
     def _lmo(self, x, out):
         if kernels.applies(x, out):
             return kernels.l1_vertex(x, self.radius, out)
+        if not reads_are_free(x):
+            return _signed_vertex(x, x.reshape(-1).abs().argmax(), -self.radius, out)
         flat = x.reshape(-1)
         i = _argmax_abs(flat) if flat.numel() >= 4096 else int(flat.abs().argmax())  # argmax is not vectorized
         value = float(flat[i])
@@ -374,6 +399,9 @@ class LpBall(Constraint):
             return LinfBall._lmo(self, x, out)
         # v = -r sign(x) |x|^(q-1) / ||x||_q^(q-1): equality in Hoelder's inequality
         dual = x.norm(p=self.q)
+        if not reads_are_free(x):
+            vertex = -self.radius * torch.sign(x) * (x.abs() / dual.clamp_min(EPS)) ** (self.q - 1)
+            return out.copy_(torch.where(dual > EPS, vertex, torch.zeros_like(vertex)))
         if dual <= EPS:
             return out.zero_()
         return out.copy_(-self.radius * torch.sign(x) * (x.abs() / dual) ** (self.q - 1))
@@ -425,6 +453,8 @@ class KSupportBall(_TopKRegion):
         if kernels.applies(x, out):
             return kernels.topk_vertex(x, self.k, self.radius, True, out)
         top = torch.mul(x, top_k_indicator(x, self.k, self._buffers), out=out)  # x on the top k, 0 elsewhere
+        if not reads_are_free(x):
+            return _scaled(top, top.norm(), self.radius, out)
         norm = float(top.norm())
         return out.zero_() if norm <= EPS else top.mul_(-self.radius / norm)
 
@@ -492,6 +522,10 @@ class ProbabilitySimplex(Constraint):
     supports_projection = True
 
     def _lmo(self, x, out):
+        if not reads_are_free(x):
+            index = x.reshape(-1).argmin().reshape(1)
+            out.zero_().view(-1).index_fill_(0, index, self.radius)
+            return out
         out.zero_().view(-1)[int(x.reshape(-1).argmin())] = self.radius
         return out
 

@@ -25,7 +25,7 @@ from torch.optim import Optimizer
 
 from ..validate import check_choice, check_float, check_int
 from . import kernels
-from .constraints import Constraint, Unconstrained
+from .constraints import Constraint, Unconstrained, reads_are_free
 from .regions import KINDS, build
 
 RESCALE = ("diameter", "gradient", None)
@@ -214,14 +214,20 @@ class SFW(_ConstrainedOptimizer):
             etas = [1.0 / (t + 1) for _, _, _, t in items]
         elif group["rescale"] == "gradient":
             etas = self._gradient_steps(items, vertices, lr, norms)
+            if isinstance(etas, torch.Tensor):  # on an accelerator: step sizes stay on the device
+                for p, v, eta in zip(params, vertices, etas.to(params[0].dtype).unbind(), strict=True):
+                    p.lerp_(v, eta)
+                return
         elif group["rescale"] == "diameter":
             etas = [min(lr / c.diameter, 1.0) for _, c, _, _ in items]
         else:
             etas = [lr] * len(items)
         torch._foreach_lerp_(params, vertices, etas)
 
-    def _gradient_steps(self, items: list, vertices: list[torch.Tensor], lr: float, norms: dict) -> list[float]:
-        """eta = lr * ||m|| / ||theta - v|| per parameter, clipped to [0, 1] (0 when theta = v)."""
+    def _gradient_steps(self, items: list, vertices: list[torch.Tensor], lr: float,
+                        norms: dict) -> list[float] | torch.Tensor:
+        """eta = lr * ||m|| / ||theta - v|| per parameter, clipped to [0, 1] (0 when theta = v): numbers on the
+        CPU, a tensor on the parameters' device elsewhere (reading it would wait for the accelerator)."""
         params, moms = [p for p, _, _, _ in items], [m for _, _, m, _ in items]
         known = [norms.get(p) for p in params]  # ||m|| measured by the fused momentum pass, where it ran
         if None not in known and kernels.all_apply(params + vertices):
@@ -232,7 +238,8 @@ class SFW(_ConstrainedOptimizer):
         torch._foreach_sub_(diffs, vertices)
         gaps = torch.stack(torch._foreach_norm(diffs))
         m_norms = torch.stack(torch._foreach_norm(moms))
-        return torch.where(gaps > 0, lr * m_norms / gaps.clamp_min(1e-30), 0.0).clamp(0.0, 1.0).tolist()
+        etas = torch.where(gaps > 0, lr * m_norms / gaps.clamp_min(1e-30), 0.0).clamp(0.0, 1.0)
+        return etas.tolist() if reads_are_free(params[0]) else etas
 
     def _momentum(self, pairs: list, group: dict) -> tuple[list[int], dict]:
         """Update every momentum buffer (m = g at a parameter's first step); return each step count, and

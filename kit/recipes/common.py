@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .. import data as data_mod
-from ..budget import choose, get_budget
+from ..budget import choose, get_budget, get_device
 from ..models import create
 from ..seeding import check_seed, seed_everything
 from ..train import History, evaluate, fit
@@ -40,7 +40,8 @@ def train_classifier(dataset: str | data_mod.Splits, model: str = "mlp", *, seed
     seed = check_seed(seed)
     splits = dataset if isinstance(dataset, data_mod.Splits) else data_mod.load(dataset, seed=seed, budget=budget)
     seed_everything(seed)
-    net = create(model, splits.input_shape, splits.num_classes, **model_kwargs)
+    # the recipe builds the model, so it places it: on the kit's device unless the caller names one
+    net = create(model, splits.input_shape, splits.num_classes, **model_kwargs).to(get_device(device))
     kwargs = dict(fit_kwargs or {})
     if optimizer_for is not None:
         kwargs["optimizer"] = optimizer_for(net)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import data as data_mod
-from ..budget import PerBudget
+from ..budget import PerBudget, get_device
 from ..models import create
 from ..pruning import RETRAIN_SCHEDULES, ImpResult, gmp, imp, retrain_schedule
 from ..schedules import Linear, steps_per_epoch
@@ -77,7 +77,7 @@ def gmp_run(data, seed: int, target_sparsity: float, epochs: int, model: str = "
     """GMP from scratch for ``epochs`` (pruning from 10% to 70% of the run, every epoch), same SGD settings."""
     splits = data if isinstance(data, data_mod.Splits) else data_mod.load(data, seed=seed)
     seed_everything(seed)
-    net = create(model, splits.input_shape, splits.num_classes, **model_kwargs)
+    net = create(model, splits.input_shape, splits.num_classes, **model_kwargs).to(get_device(device))
     start, end = max(0, round(0.1 * epochs)), max(1, round(0.7 * epochs))
     return gmp(net, splits, target_sparsity=target_sparsity, epochs=epochs, start_epoch=start, end_epoch=end,
                interval_epochs=1, lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY, batch_size=BATCH_SIZE,

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..budget import PerBudget, get_budget
+from ..budget import PerBudget, get_budget, get_device
 from ..language import (
     SMOLLM2,
     ByteTokenizer,
@@ -59,10 +59,11 @@ def load(budget: str | None = None, seed: int = 0, device: str | torch.device | 
     budget = get_budget(budget)
     s = SETTINGS(budget)
     start = time.perf_counter()
+    # the recipe loads the model, so it places it: on the kit's device unless the caller names one
     if s["model"] == "tiny":
-        model, tokenizer = tiny_llama(seed=seed), ByteTokenizer()
+        model, tokenizer = tiny_llama(seed=seed).to(get_device(device)), ByteTokenizer()
     else:
-        model, tokenizer = load_causal_lm(s["model"], device=device, budget=budget)
+        model, tokenizer = load_causal_lm(s["model"], device=get_device(device), budget=budget)
     seconds = time.perf_counter() - start
     splits = play_splits(seed)
     # calibration sequences are drawn at random from four times as much text of the calibration plays

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Dataset
 
-from ..budget import get_device
+from ..budget import device_for
 from ..data import make_loader
 from ..pruning import copy_model, refresh_masked
 from ..train import evaluate
@@ -173,8 +173,9 @@ def recalibrate_batchnorm(model: nn.Module, data: Dataset | DataLoader, *, batch
     norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     if not norms:
         return model
-    dev = get_device(device)
-    model.to(dev)
+    dev = device_for(model, device)
+    if device is not None:
+        model.to(dev)
     modes = [(m, m.training) for m in model.modules()]
     momenta = [(m, m.momentum) for m in norms]
     try:

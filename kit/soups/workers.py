@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..budget import device_for
 from ..data import RandomShift, Splits
 from ..pruning import copy_model, load_pruned_state_dict, refresh_masked
 from ..train import Callback, TrainState, fit
@@ -121,10 +122,11 @@ class IngredientTrainer:
                 out.append((model, history))
             return out
         if self.pool is None:
-            # the structure once per pool (multiprocessing pickles it); per task only the weights travel
+            # the structure once per pool (multiprocessing pickles it); per task only the weights travel, and
+            # the workers train where the model lives (the template travels on the CPU)
             self.pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                initargs=(copy_model(work).cpu(), self.data.train, self.data.val, self.device))
+                initargs=(copy_model(work).cpu(), self.data.train, self.data.val, device_for(work, self.device)))
         state = _dumps(_state(work))
         futures = [self.pool.submit(_train_in_worker, state, task) for task in tasks]
         out = []

@@ -1,0 +1,262 @@
+"""The device rule (data, masks and metrics follow the model; nothing moves a user's model unasked) and the
+GPU hot path (no host synchronisation in an SFW step, a masked training step or an FL round's server side).
+
+Every test here runs on the suite's device (the ``device`` fixture: CUDA on a GPU machine); the ones that
+count host synchronisations need CUDA and are skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import kit
+from kit import pruning
+from kit.budget import device_for, model_device
+from kit.federated import ExpGuard, aggregate, attack
+from kit.frankwolfe import SFW, constraints_from_init, kernels, sfw_setup
+from kit.frankwolfe import constraints as constraints_mod
+from kit.frankwolfe import optimizers as optimizers_mod
+from kit.frankwolfe.regions import build
+from kit.models import MLP
+from kit.train import Callback, evaluate, fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="counts CUDA host synchronisations")
+
+
+def blobs(n: int = 96, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.randn(n, 6, generator=g) + 2.0 * nn.functional.one_hot(y, 6).float()
+    return TensorDataset(x, y)
+
+
+# ---------------------------------------------------------------- the device rule
+
+def test_model_device_and_device_for():
+    assert model_device(nn.ReLU()) == torch.device("cpu")  # no tensors: the CPU
+    norm_only = nn.BatchNorm1d(3, affine=False)  # buffers only
+    assert model_device(norm_only) == norm_only.running_mean.device
+    assert device_for(nn.Linear(2, 2), "cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="cpu"):
+        device_for(nn.Linear(2, 2), "tpu")
+
+
+def test_kit_device_variable_picks_the_default_and_is_checked(monkeypatch):
+    monkeypatch.setenv("KIT_DEVICE", "cpu")
+    assert kit.get_device() == torch.device("cpu")
+    assert kit.get_device("cpu") == torch.device("cpu")  # an argument still wins
+    monkeypatch.setenv("KIT_DEVICE", "abacus")
+    with pytest.raises(ValueError, match="KIT_DEVICE"):
+        kit.get_device()
+
+
+def test_fit_and_evaluate_follow_the_model_and_never_move_it(device):
+    data = blobs()
+    torch.manual_seed(0)
+    model = MLP(6, (16,), 3).to(device)
+    fit(model, data, epochs=3, lr=0.1, batch_size=16, progress=False)  # CPU data, model on the device
+    assert {p.device.type for p in model.parameters()} == {device.type}
+    acc = evaluate(model, data)["accuracy"]
+    with torch.no_grad():
+        x, y = data.tensors
+        expected = (model(x.to(device)).argmax(1).cpu() == y).double().mean().item()
+    assert acc == pytest.approx(expected, abs=1e-12) and acc > 0.8
+    cpu_model = MLP(6, (16,), 3)
+    fit(cpu_model, data, epochs=1, progress=False)  # on a GPU machine too: a CPU model stays on the CPU
+    assert {p.device.type for p in cpu_model.parameters()} == {"cpu"}
+
+
+def test_train_loss_and_accuracy_read_once_per_epoch_match_the_steps(device):
+    """The epoch's loss and accuracy, summed on the device, are the step-weighted means of each step's numbers."""
+    data = blobs(50)
+    torch.manual_seed(1)
+    model = MLP(6, (8,), 3).to(device)
+    seen: list[tuple[float, int, int]] = []
+
+    class Steps(Callback):
+        def after_step(self, state):
+            y = state.batch[1]
+            seen.append((state.loss, int((state.output.argmax(1) == y).sum()), len(y)))
+
+    history = fit(model, data, epochs=1, lr=0.05, batch_size=16, progress=False, callbacks=[Steps()])
+    n = sum(k for _, _, k in seen)
+    assert n == 50 and len(seen) == 4
+    assert history.last("train_loss") == pytest.approx(sum(loss * k for loss, _, k in seen) / n, rel=1e-12)
+    assert history.last("train_accuracy") == pytest.approx(sum(c for _, c, _ in seen) / n, abs=1e-12)
+
+
+def test_non_finite_loss_is_caught_on_the_device_too(device):
+    class Blows(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.lin(x) * float("inf")
+
+    with pytest.raises(FloatingPointError, match=r"loss became nan at step 0 \(epoch 0\)"):
+        fit(Blows().to(device), blobs(32), lr=0.1, batch_size=8, progress=False)
+
+
+# the LMOs on the device against an independent float64 computation on the CPU
+def _vertex_by_hand(kind: str, x: torch.Tensor, r: float, k: int) -> torch.Tensor:
+    x = x.double().cpu().reshape(-1)
+    if kind == "l2":
+        v = -r * x / x.norm()
+    elif kind == "linf":
+        v = -r * torch.sign(x)
+    elif kind == "l1":
+        v = torch.zeros_like(x)
+        i = int(x.abs().argmax())
+        v[i] = -r * math.copysign(1.0, float(x[i]))
+    elif kind == "lp":  # p = 3, q = 3/2: Hoelder's equality case
+        v = -r * torch.sign(x) * (x.abs() / x.norm(p=1.5)) ** 0.5
+    elif kind == "simplex":
+        v = torch.zeros_like(x)
+        v[int(x.argmin())] = r
+    else:
+        top = x.abs().sort(descending=True).indices[:k]
+        v = torch.zeros_like(x)
+        if kind == "k_sparse":
+            v[top] = -r * torch.sign(x[top])
+        else:
+            v[top] = -r * x[top] / x[top].norm()
+    return v
+
+
+@pytest.fixture(params=["native", "accelerator path"])
+def lmo_path(request, monkeypatch) -> str:
+    """'accelerator path' runs the code a GPU runs (values kept on the device) wherever the suite is."""
+    if request.param == "accelerator path":
+        monkeypatch.setattr(constraints_mod, "reads_are_free", lambda x: False)
+        monkeypatch.setattr(optimizers_mod, "reads_are_free", lambda x: False)
+        monkeypatch.setattr(kernels, "applies", lambda x, out: False)
+        monkeypatch.setattr(kernels, "all_apply", lambda tensors: False)
+    return request.param
+
+
+@pytest.mark.parametrize("kind", ["l2", "linf", "l1", "k_sparse", "k_support", "simplex", "lp"])
+@pytest.mark.parametrize("n", [40, 70_000])  # both sides of the sampled-threshold path on the CPU
+def test_lmo_on_the_device_matches_the_vertex_by_hand(kind, n, device, lmo_path):
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, generator=g)
+    k, r = max(1, n // 20), 1.7
+    region = build(kind, torch.Size((n,)), r, k=k, p=3.0)
+    got = region.lmo(x.to(device))
+    assert got.device.type == device.type
+    torch.testing.assert_close(got.double().cpu(), _vertex_by_hand(kind, x, r, k), rtol=1e-5, atol=1e-6)
+
+
+def _sfw_by_hand(start: nn.Module, regions: list, grads: list, lr: float, momentum: float) -> list[torch.Tensor]:
+    """SFW with gradient rescaling in float64, from the definition: m <- (1 - rho) m + rho g (m = g first),
+    v = LMO(m), eta = clip(lr ||m|| / ||theta - v||, 0, 1), theta <- (1 - eta) theta + eta v."""
+    thetas = [p.detach().double().clone() for p in start.parameters()]
+    moms: list[torch.Tensor | None] = [None] * len(thetas)
+    rho = 1 - momentum
+    for step in grads:
+        for i, (theta, grad, region) in enumerate(zip(thetas, step, regions, strict=True)):
+            g = grad.double()
+            moms[i] = g.clone() if moms[i] is None else (1 - rho) * moms[i] + rho * g
+            v = _vertex_by_hand(region.name, moms[i], region.radius, getattr(region, "k", 1)).view_as(theta)
+            gap = float((theta - v).norm())
+            eta = min(max(lr * float(moms[i].norm()) / gap, 0.0), 1.0) if gap > 0 else 0.0
+            thetas[i] = (1 - eta) * theta + eta * v
+    return thetas
+
+
+@pytest.mark.parametrize("kind", ["l2", "linf", "l1", "k_sparse", "k_support"])
+def test_sfw_steps_on_the_device_match_sfw_by_hand(kind, device, lmo_path):
+    """Three SFW steps with gradient rescaling (on an accelerator the step sizes stay on the device) against
+    the same steps written out in float64."""
+    g = torch.Generator().manual_seed(3)
+    grads = [[torch.randn(5, 6, generator=g), torch.randn(5, generator=g)] for _ in range(3)]
+    torch.manual_seed(0)
+    start = nn.Linear(6, 5)
+    regions = constraints_from_init(start, kind, width=2.0, k=0.3)
+    model = copy.deepcopy(start).to(device)
+    opt = SFW(model.parameters(), regions, lr=0.3, momentum=0.9, rescale="gradient")
+    for step in grads:
+        for p, grad in zip(model.parameters(), step, strict=True):
+            p.grad = grad.to(device)
+        opt.step()
+    expected = _sfw_by_hand(start, regions, grads, lr=0.3, momentum=0.9)
+    assert any(float((e - p.detach()).abs().max()) > 1e-2 for e, p in zip(expected, start.parameters(), strict=True))
+    for got, want in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(got.detach().double().cpu(), want, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- no host syncs on CUDA
+
+class _NoSync:
+    """Any host synchronisation inside raises (CUDA's sync debug mode)."""
+
+    def __enter__(self):
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+
+    def __exit__(self, *exc):
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@needs_cuda
+@pytest.mark.parametrize("kind", ["l2", "linf", "l1", "k_sparse", "k_support"])
+@pytest.mark.parametrize("rescale", ["gradient", "diameter"])
+def test_sfw_step_has_no_host_sync(kind, rescale):
+    torch.manual_seed(0)
+    model = MLP((1, 28, 28), (300, 100), 10).cuda()
+    opt = sfw_setup(kind, width=10.0, lr=0.1, rescale=rescale, k=0.05)(model)
+    x, y = torch.rand(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
+    for _ in range(2):  # the first step creates the momentum buffers
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    with _NoSync():
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+@needs_cuda
+def test_masked_training_steps_in_fit_have_no_host_sync():
+    torch.manual_seed(0)
+    model = MLP(6, (32, 32), 3).cuda()
+    pruning.apply_masks(model, pruning.global_magnitude_masks(model, 0.8))
+    steps = 6
+
+    class Watch(Callback):
+        # from the second step (the first checks the targets) to the last; fit reads its numbers after the epoch
+        def before_step(self, state):
+            if state.step == 1:
+                torch.cuda.set_sync_debug_mode("error")
+
+        def after_step(self, state):
+            if state.step == steps - 1:
+                torch.cuda.set_sync_debug_mode("default")
+
+    try:
+        fit(model, blobs(16 * steps), epochs=1, lr=0.05, batch_size=16, progress=False, callbacks=[Watch()])
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert pruning.sparsity_report(model).sparsity == pytest.approx(0.8, abs=0.01)
+
+
+@needs_cuda
+@pytest.mark.parametrize("defence", ["mean", "median", "trimmed_mean"])
+def test_fl_server_aggregation_has_no_host_sync(defence):
+    g = torch.Generator().manual_seed(0)
+    honest = torch.softmax(torch.randn(6, 200, 10, generator=g), -1).cuda()
+    guard = ExpGuard(defence, eta=1.0)
+    with _NoSync():
+        bad = attack("lma", honest, 2, generator=torch.Generator().manual_seed(1), validate=False)
+        predictions = torch.cat([honest, bad])
+        value = aggregate(defence, predictions, validate=False).value
+        guarded = guard(predictions, validate=False).value
+    torch.testing.assert_close(value.sum(-1).cpu(), torch.ones(200), rtol=0, atol=1e-5)
+    assert guarded.shape == (200, 10) and guard.weights.sum().item() == pytest.approx(1.0)
