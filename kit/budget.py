@@ -132,6 +132,14 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def reads_are_free(where: torch.Tensor | torch.device) -> bool:
+    """True for a CPU tensor (or device), whose values cost nothing to read; on an accelerator a read waits for
+    the device, so the hot paths (fit, SFW, the LMOs) keep such values there, at the price of a few more
+    small kernels."""
+    device = where.device if isinstance(where, torch.Tensor) else torch.device(where)
+    return device.type == "cpu"
+
+
 def device_for(model: torch.nn.Module, device: str | torch.device | None = None) -> torch.device:
     """The device a step on ``model`` runs on: ``device`` when the caller names one, else the model's own.
 

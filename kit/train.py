@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .budget import device_for
+from .budget import device_for, reads_are_free
 from .data import make_loader
 from .schedules import Schedule, as_schedule
 from .seeding import check_seed, seed_everything
@@ -269,7 +269,7 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
     main = accelerator is None or accelerator.is_main_process
     # on an accelerator the loop never waits for the device per step: loss and accuracy add up there and
     # are read once per epoch, a non-finite loss is noted there and checked every SYNC_EVERY steps
-    check_every = 1 if dev.type == "cpu" else SYNC_EVERY
+    check_every = 1 if reads_are_free(dev) else SYNC_EVERY
 
     history = History()
     state = TrainState(model=model, optimizer=opt, device=dev, epochs=epochs,
@@ -356,7 +356,7 @@ SYNC_EVERY = 50  # steps between checks for a non-finite loss on an accelerator 
 
 def _note_nonfinite(loss: torch.Tensor, step: int, bad_step: torch.Tensor, bad_loss: torch.Tensor) -> None:
     # the first non-finite loss's step and value, kept on the device without waiting for it
-    if loss.device.type == "cpu":  # reading a CPU tensor costs nothing: check it right away
+    if reads_are_free(loss):  # check it right away
         if not torch.isfinite(loss):
             bad_step.fill_(step)
             bad_loss.fill_(float(loss.detach()))

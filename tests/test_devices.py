@@ -17,7 +17,7 @@ from torch.utils.data import TensorDataset
 
 import kit
 from kit import pruning
-from kit.budget import device_for, model_device
+from kit.budget import device_for, model_device, reads_are_free
 from kit.federated import ExpGuard, aggregate, attack
 from kit.frankwolfe import SFW, constraints_from_init, kernels, sfw_setup
 from kit.frankwolfe import constraints as constraints_mod
@@ -44,6 +44,8 @@ def test_model_device_and_device_for():
     norm_only = nn.BatchNorm1d(3, affine=False)  # buffers only
     assert model_device(norm_only) == norm_only.running_mean.device
     assert device_for(nn.Linear(2, 2), "cpu") == torch.device("cpu")
+    assert reads_are_free(torch.zeros(2)) and reads_are_free(torch.device("cpu"))
+    assert not reads_are_free(torch.zeros(2, device="meta"))  # any device but the CPU keeps values there
     with pytest.raises(ValueError, match="cpu"):
         device_for(nn.Linear(2, 2), "tpu")
 

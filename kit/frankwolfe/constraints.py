@@ -20,6 +20,7 @@ from numbers import Integral, Real
 
 import torch
 
+from ..budget import reads_are_free
 from ..validate import check_float, check_int
 from . import kernels
 from .singular import EPS, LOW_PRECISION, top_k
@@ -59,12 +60,6 @@ def _scratch(buffers: dict | None, name: str, like: torch.Tensor, dtype: torch.d
     if buf is None or buf.shape != like.shape or buf.dtype != dtype or buf.device != like.device:
         buf = buffers[name] = torch.empty(like.shape, dtype=dtype, device=like.device)
     return buf
-
-
-def reads_are_free(x: torch.Tensor) -> bool:
-    """True on the CPU, where reading a value costs nothing; elsewhere the LMOs and SFW keep every value on the
-    device (a read waits for the accelerator), at the price of a few more small kernels."""
-    return x.device.type == "cpu"
 
 
 def _scaled(x: torch.Tensor, norm: torch.Tensor, radius: float, out: torch.Tensor) -> torch.Tensor:

@@ -23,9 +23,10 @@ from typing import Any
 import torch
 from torch.optim import Optimizer
 
+from ..budget import reads_are_free
 from ..validate import check_choice, check_float, check_int
 from . import kernels
-from .constraints import Constraint, Unconstrained, reads_are_free
+from .constraints import Constraint, Unconstrained
 from .regions import KINDS, build
 
 RESCALE = ("diameter", "gradient", None)
