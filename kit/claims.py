@@ -250,6 +250,14 @@ PAPER_CLAIMS: tuple[PaperClaim, ...] = (
     PaperClaim("[05](notebooks/05_perp.ipynb)",
                "Retraining under 1% of an LLM's parameters recovers about as much as full retraining (Zimmer et "
                "al. 2023)", "perp", "SmolLM2-135M, 50% magnitude", "verdicts.perp_matches_full_retraining"),
+    PaperClaim("[06](notebooks/06_merlin_arthur.ipynb)",
+               "Trained against Morgana, Arthur is complete and sound; without her, Morgana fools him (Waeldchen et "
+               "al. 2024)", "merlin_arthur", "MLP Arthur, MNIST 4 vs 9, Frank-Wolfe provers, k = {morgana.k}",
+               "verdicts.morgana_makes_arthur_sound"),
+    PaperClaim("[06](notebooks/06_merlin_arthur.ipynb)",
+               "The features Merlin picks against a sound Arthur carry class information (counted precision)",
+               "merlin_arthur", "against saliency and random, k = 8, 16, 32",
+               "verdicts.merlin_features_most_precise"),
     PaperClaim("[07](notebooks/07_byzantine_kd_fl.ipynb)",
                "LMA collapses the mean aggregator and ExpGuard restores accuracy (Roux, Zimmer, Pokutta 2024): "
                "the paper's setting", "federated", "reference preset, 30% attackers",

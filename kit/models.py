@@ -1,4 +1,4 @@
-"""Models: an MLP with configurable widths, a small CNN, a ResNet-20-style CIFAR net."""
+"""Models: an MLP with configurable widths, a small CNN, a ResNet-20-style CIFAR net, a small U-Net."""
 
 from __future__ import annotations
 
@@ -153,6 +153,49 @@ class ResNet(KitModel):
 def resnet20(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> ResNet:
     """The ResNet-20 of He et al. (2016) for 32x32 inputs, about 0.27 M parameters at width 16."""
     return ResNet(20, num_classes, in_channels, width)
+
+
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1),
+                         nn.ReLU())
+
+
+class UNet(KitModel):
+    """A small U-Net: conv blocks that halve the resolution ``len(widths) - 1`` times, then upsample back,
+    each stage joined with the encoder's map of the same size; one output map per ``out_channels``, at the
+    input's height and width (any size: the decoder resizes to the skip connection it joins)."""
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (16, 32, 64)) -> None:
+        super().__init__()
+        in_channels = check_int(in_channels, "in_channels", low=1)
+        out_channels = check_int(out_channels, "out_channels", low=1)
+        if not isinstance(widths, Sequence) or isinstance(widths, str) or len(widths) < 2:
+            raise TypeError(f"widths must be a sequence of at least two ints (one per resolution); got {widths!r}")
+        widths = [check_int(w, f"widths[{i}]", low=1) for i, w in enumerate(widths)]
+        self.down = nn.ModuleList()
+        c_in = in_channels
+        for w in widths:
+            self.down.append(_conv_block(c_in, w))
+            c_in = w
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        for w_skip in reversed(widths[:-1]):
+            self.up.append(nn.Conv2d(c_in, w_skip, 1))
+            self.merge.append(_conv_block(2 * w_skip, w_skip))
+            c_in = w_skip
+        self.head = nn.Conv2d(c_in, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else nn.functional.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for up, merge in zip(self.up, self.merge, strict=True):
+            skip = skips.pop()
+            x = up(nn.functional.interpolate(x, size=skip.shape[-2:], mode="nearest"))
+            x = merge(torch.cat([x, skip], dim=1))
+        return self.head(x)
 
 
 MODELS = ("mlp", "cnn", "resnet20")

@@ -107,7 +107,7 @@ class Callback:
     """Hooks into ``fit``; override any of them. Set ``state.stop = True`` to end training early."""
 
     def on_fit_start(self, state: TrainState) -> None: ...
-    def before_step(self, state: TrainState) -> None: ...
+    def before_step(self, state: TrainState) -> None: ...  # may replace state.batch: the step trains on that
     def after_step(self, state: TrainState) -> None: ...
     def on_epoch_end(self, state: TrainState) -> None: ...
     def on_fit_end(self, state: TrainState) -> None: ...
@@ -298,6 +298,7 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
                     group["lr"] = state.lr
             for cb in callbacks:
                 cb.before_step(state)
+            batch = state.batch  # a callback may replace the batch (e.g. show the model only chosen features)
             inputs, targets = batch[0], batch[1]
             opt.zero_grad(set_to_none=True)
             if state.step == 0:

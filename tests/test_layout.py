@@ -15,9 +15,10 @@ from kit.source import source as source_of
 
 KIT = Path(__file__).resolve().parent.parent / "kit"
 NOTEBOOKS = KIT.parent / "notebooks"
-METHODS = ("frankwolfe", "pruning", "soups", "perp", "federated")
+METHODS = ("frankwolfe", "pruning", "soups", "perp", "federated", "merlin_arthur")
 # one method built on another: its public API only (DESIGN.md)
-BUILT_ON = {"soups": {"pruning"}, "perp": {"pruning"}, "frankwolfe": set(), "pruning": set(), "federated": set()}
+BUILT_ON = {"soups": {"pruning"}, "perp": {"pruning"}, "frankwolfe": set(), "pruning": set(), "federated": set(),
+            "merlin_arthur": {"frankwolfe"}}
 SHIMS = {"deprecation"}  # old paths of 0.1, kept one release
 
 
@@ -130,6 +131,8 @@ ALGORITHMS = {
     "SparseGPT": (r"sparsegpt_prune", "kit/perp/"),
     "PERP": (r"retrain", "kit/perp/"),
     "ExpGuard": (r"ExpGuard", "kit/federated/"),
+    "Merlin-Arthur game": (r"play|morgana_loss|Arthur", "kit/merlin_arthur/"),
+    "nonnegative k-sparse polytope": (r"NonnegativeKSparsePolytope", "kit/frankwolfe/"),
 }
 
 
@@ -209,5 +212,6 @@ def test_importing_the_new_layout_raises_no_deprecation_warning():
         warnings.simplefilter("error", DeprecationWarning)
         for name in ("kit", "kit.pruning", "kit.soups", "kit.perp", "kit.frankwolfe", "kit.federated", "kit.recipes",
                      "kit.recipes.imp", "kit.recipes.soups", "kit.recipes.perp", "kit.recipes.compression",
-                     "kit.recipes.frank_wolfe", "kit.recipes.federated", "kit.runs", "kit.plots"):
+                     "kit.recipes.frank_wolfe", "kit.recipes.federated", "kit.runs", "kit.plots", "kit.merlin_arthur",
+                     "kit.recipes.merlin_arthur"):
             importlib.import_module(name)

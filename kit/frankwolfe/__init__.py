@@ -9,6 +9,7 @@ from .constraints import (
     L2Ball,
     LinfBall,
     LpBall,
+    NonnegativeKSparsePolytope,
     NuclearBall,
     ProbabilitySimplex,
     Unconstrained,
@@ -23,7 +24,8 @@ from .singular import top_k_singular
 from .structured import DelayedK, GroupKSupportBall, SpectralKSupportBall, k_limit
 
 __all__ = ["KINDS", "PENALTIES", "SFW", "AdaGradSFW", "Constraint", "DelayedK", "GroupKSupportBall",
-           "KSparsePolytope", "KSupportBall", "L1Ball", "L2Ball", "LinfBall", "LpBall", "NuclearBall",
+           "KSparsePolytope", "KSupportBall", "L1Ball", "L2Ball", "LinfBall", "LpBall",
+           "NonnegativeKSparsePolytope", "NuclearBall",
            "PenalizedSGD", "ProbabilitySimplex", "ProjectedSGD", "SpectralKSupportBall", "Unconstrained", "build",
            "constraints_from_init", "expected_init_norms", "k_limit", "ksupport_norm", "make_feasible_",
            "penalty_prox", "penalty_subgradient", "penalty_value", "projected_sgd_setup", "resolve_k", "sfw_setup",

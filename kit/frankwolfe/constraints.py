@@ -461,6 +461,62 @@ class KSupportBall(_TopKRegion):
 
 
 
+class NonnegativeKSparsePolytope(Constraint):
+    """{m : 0 <= m <= r, sum m <= k r}: the masks of at most k features (vertices: k-subsets scaled by r).
+
+    With ``per_sample=True`` the first dimension indexes samples and every sample has a polytope of its
+    own (the region is their product, so one Frank-Wolfe step moves every sample's mask at once); ``k``
+    then counts (or is a fraction of) each sample's features. Merlin-Arthur's provers optimise masks here.
+    """
+
+    name = "nonnegative_k_sparse"
+
+    def __init__(self, shape, k: int | float, radius: float = 1.0, per_sample: bool = False) -> None:
+        super().__init__(shape, radius)
+        if not isinstance(per_sample, bool):
+            raise TypeError(f"per_sample must be True or False; got {type(per_sample).__name__}")
+        self.per_sample = per_sample
+        self.rows = self.shape[0] if per_sample else 1
+        self.features = self.n // self.rows
+        self.k = resolve_k(k, self.features)
+
+    def _by_row(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(self.rows, self.features)
+
+    def _lmo(self, x, out):
+        # 1 (times r) on each row's k most negative entries, where they are negative; 0 elsewhere
+        values, index = torch.topk(self._by_row(x).neg(), self.k, dim=1)
+        ones = (values > 0).to(out.dtype).mul_(self.radius)
+        out.zero_().view(self.rows, self.features).scatter_(1, index, ones)
+        return out
+
+    def _row_gauges(self, x: torch.Tensor) -> torch.Tensor:
+        rows = self._by_row(x)
+        return torch.maximum(rows.amax(1), rows.sum(1) / self.k).clamp_min(0)
+
+    def _norm(self, x):
+        # the gauge of a region holding only nonnegative points: infinite wherever an entry is negative
+        if bool((x < 0).any()):
+            return x.new_tensor(math.inf)
+        return self._row_gauges(x).max()
+
+    def _contains(self, x, tol):
+        return bool((x >= -tol).all()) and bool(self._row_gauges(x).max() <= self.radius * (1 + tol) + tol * 1e-3)
+
+    def _make_feasible(self, x):
+        # negative entries to 0, then each row scaled toward 0 just enough to fit
+        clipped = x.clamp_min(0)
+        scale = (self.radius / self._row_gauges(clipped).clamp_min(self.radius)).reshape(-1, 1)
+        return (self._by_row(clipped) * scale).reshape(x.shape)
+
+    def unit_diameter(self):
+        return math.sqrt(self.rows * min(2 * self.k, self.features))
+
+    def __repr__(self):
+        rows = f", per_sample ({self.rows} samples)" if self.per_sample else ""
+        return f"{type(self).__name__}(shape={tuple(self.shape)}, k={self.k}, radius={self.radius:.4g}{rows})"
+
+
 def as_matrix(x: torch.Tensor) -> torch.Tensor:
     """A parameter as a matrix: conv kernels (out, in, kh, kw) become (out, in*kh*kw), vectors one row."""
     return x.reshape(x.shape[0], -1) if x.dim() >= 2 else x.reshape(1, -1)

@@ -14,8 +14,8 @@ from . import structured
 from .constraints import Constraint, Unconstrained
 
 KINDS = ("l1", "l2", "linf", "lp", "k_sparse", "k_support", "group_k_support", "spectral_k_support", "nuclear",
-         "simplex", "unconstrained")
-NEEDS_K = ("k_sparse", "k_support", "group_k_support", "spectral_k_support")
+         "simplex", "nonnegative_k_sparse", "unconstrained")
+NEEDS_K = ("k_sparse", "k_support", "group_k_support", "spectral_k_support", "nonnegative_k_sparse")
 
 
 def build(kind: str, shape: torch.Size, radius: float = 1.0, k: int | float | None = None,
@@ -34,6 +34,7 @@ def build(kind: str, shape: torch.Size, radius: float = 1.0, k: int | float | No
     if kind == "lp":
         return cons.LpBall(shape, p, radius)
     with_k = {"k_sparse": cons.KSparsePolytope, "k_support": cons.KSupportBall,
+              "nonnegative_k_sparse": cons.NonnegativeKSparsePolytope,
               "group_k_support": structured.GroupKSupportBall, "spectral_k_support": structured.SpectralKSupportBall}
     return with_k[kind](shape, k, radius)
 

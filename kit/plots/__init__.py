@@ -2,11 +2,11 @@
 
 ``common``: the figure factories every notebook uses (training curves, bands over seeds, lines,
 bars, histograms, image grids, tables, sweep charts) and the offline renderer. A method's own
-figures live in ``kit/plots/<method>.py`` (``frank_wolfe``, ``federated``) and draw plain numbers
+figures live in ``kit/plots/<method>.py`` (``frank_wolfe``, ``merlin_arthur``, ``federated``) and draw plain numbers
 that the method's package computes.
 """
 
-from . import federated, frank_wolfe
+from . import federated, frank_wolfe, merlin_arthur
 from .common import (
     COLORS,
     EXTERNAL_SCRIPT,
@@ -30,8 +30,9 @@ from .common import (
 )
 from .federated import exchange_diagram
 from .frank_wolfe import ksupport_balls, lmo_steps
+from .merlin_arthur import chosen_pixels
 
 __all__ = ["COLORS", "EXTERNAL_SCRIPT", "OFFLINE_RENDERER", "TEMPLATE", "OfflineNotebookRenderer", "band_curves",
-           "bars", "color", "exchange_diagram", "federated", "frank_wolfe", "histogram_counts", "image_grid",
-           "ksupport_balls", "lines", "lmo_steps", "mean_and_spread", "mosaic", "rgba", "sweep_chart", "table",
-           "training_curves", "use_offline_renderer", "weight_histogram"]
+           "bars", "chosen_pixels", "color", "exchange_diagram", "federated", "frank_wolfe", "histogram_counts",
+           "image_grid", "ksupport_balls", "lines", "lmo_steps", "mean_and_spread", "merlin_arthur", "mosaic", "rgba",
+           "sweep_chart", "table", "training_curves", "use_offline_renderer", "weight_histogram"]
