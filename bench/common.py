@@ -28,6 +28,25 @@ def parser(description: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def parts_parser(description: str | None, parts: tuple[str, ...]) -> argparse.ArgumentParser:
+    """:func:`parser` plus ``--only PART`` (measure one part, keep the others from the last result)."""
+    p = parser(description)
+    p.add_argument("--only", choices=parts, help="measure only this part; keep the rest")
+    return p
+
+
+def write_with_verdicts(name: str, payload: dict, keep: tuple[str, ...], verdicts: Callable[[dict], dict],
+                        only: str | None) -> Path:
+    """Add ``verdicts`` (computed over the parts measured now and, with ``only``, those kept from the last
+    result) to the payload and write it (:func:`write_result`)."""
+    on = device()
+    previous = (RESULTS if on.type == "cpu" else RESULTS / on.type) / f"{name}.json"
+    kept = json.loads(previous.read_text()) if previous.exists() and only is not None else {}
+    payload["verdicts"] = verdicts({**{k: kept[k] for k in keep if k in kept}, **payload})
+    print(payload["verdicts"])
+    return write_result(name, payload, keep=keep)
+
+
 def use_device(name: str | None) -> torch.device:
     """Make ``name`` the device of every recipe this process runs ($KIT_DEVICE) and the one results record."""
     device = kit.get_device(name)

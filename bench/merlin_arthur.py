@@ -15,11 +15,10 @@ Part 5, speed: each prover's time per batch of 64 relative to one Arthur forward
 
 from __future__ import annotations
 
-import json
 import statistics
 
 import common
-from common import use_device, write_result
+from common import use_device, write_with_verdicts
 
 from kit.merlin_arthur import PROVERS
 from kit.recipes import merlin_arthur as mx
@@ -113,9 +112,7 @@ def verdicts(payload: dict) -> dict:
 
 
 def main() -> None:
-    parser = common.parser()
-    parser.add_argument("--only", choices=PARTS, help="measure only this part; keep the rest")
-    args = parser.parse_args()
+    args = common.parts_parser(__doc__, PARTS).parse_args()
     use_device(args.device)
     payload: dict = {"data": "mnist5k 4 vs 9", "arthur": f"MLP {mx.SETTINGS['cpu']['widths']}"}
     parts = PARTS if args.only is None else (args.only,)
@@ -132,13 +129,9 @@ def main() -> None:
         payload["provers"] = provers()
     if "speed" in parts:
         payload["speed"] = speed()
-    keep = ("morgana", "precision", "k_sweep", "provers", "speed")
-    # the verdicts read every part: the ones measured now and the ones kept from the last run
-    previous = common.RESULTS / "merlin_arthur.json"
-    kept = json.loads(previous.read_text()) if previous.exists() and args.only is not None else {}
-    payload["verdicts"] = verdicts({**{k: kept[k] for k in keep if k in kept}, **payload})
-    print(payload["verdicts"])
-    write_result("merlin_arthur", payload, keep=keep)
+    write_with_verdicts("merlin_arthur", payload, ("morgana", "precision", "k_sweep", "provers", "speed"), verdicts,
+                        args.only)
+
 
 if __name__ == "__main__":
     main()

@@ -267,6 +267,18 @@ PAPER_CLAIMS: tuple[PaperClaim, ...] = (
     PaperClaim("[07](notebooks/07_byzantine_kd_fl.ipynb)",
                "FedDistill is far more resilient to naive attacks than FedAvg (Roux, Zimmer, Pokutta 2024)",
                "federated", "reference preset, 30% attackers", "verdicts.feddistill_beats_fedavg_reference"),
+    PaperClaim("[08](notebooks/08_neural_parameter_regression.ipynb)",
+               "NPR reaches PI-DeepONet's error on Burgers (nu = 0.01) with fewer parameters", "npr",
+               "{errors.settings.train} training initial conditions, {errors.settings.epochs} epochs",
+               "verdicts.npr_like_deeponet_burgers"),
+    PaperClaim("[08](notebooks/08_neural_parameter_regression.ipynb)",
+               "A new solution in one forward pass, against minutes for a per-instance PINN", "npr",
+               "held-out heat and Burgers initial conditions", "verdicts.new_solution_in_one_pass"),
+    PaperClaim("[08](notebooks/08_neural_parameter_regression.ipynb)",
+               "Fine-tuning adapts NPR to an out-of-distribution initial condition in tens of steps: heat", "npr",
+               "30 steps, initial conditions with twice the modes", "verdicts.fine_tuning_lowers_ood_error_heat"),
+    PaperClaim("[08](notebooks/08_neural_parameter_regression.ipynb)", "The same on Burgers (nu = 0.01)", "npr",
+               "30 steps, initial conditions with twice the modes", "verdicts.fine_tuning_lowers_ood_error_burgers"),
 )
 
 

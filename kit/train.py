@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .budget import device_for, reads_are_free
 from .data import make_loader
+from .runs import Checkpoints, derive_seed
 from .schedules import Schedule, as_schedule
 from .seeding import check_seed, seed_everything
 from .validate import check_choice, check_float, check_int
@@ -349,6 +350,45 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
     bar.close()
     for cb in callbacks:
         cb.on_fit_end(state)
+    return history
+
+
+def fit_resumable(model: nn.Module, train_data: Dataset | DataLoader, *, optimizer: torch.optim.Optimizer,
+                  epochs: int, seed: int, checkpoints: Checkpoints | None = None, config: Any = None,
+                  state: Any = None, progress: bool = True, desc: str = "train",
+                  lr_schedule: Schedule | None = None, **options: Any) -> History:
+    """``fit`` one epoch at a time, epoch e seeded with ``derive_seed(seed, e)``, with a checkpoint after every
+    epoch (model, optimizer, each object of ``state`` (name -> anything with ``state_dict`` and
+    ``load_state_dict``) and the history); a rerun with the same ``config`` resumes from the last one and
+    ends exactly where an uninterrupted run does. ``lr_schedule`` (step -> lr) counts steps over the whole run,
+    not per epoch. ``options`` go to ``fit`` (loss_fn, callbacks, ...)."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer (its state is checkpointed); got "
+                        f"{type(optimizer).__name__}")
+    epochs = check_int(epochs, "epochs", low=1)
+    state = dict(state or {})
+    history, start = History(), 0
+    saved = checkpoints.latest(config) if checkpoints is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        for name, obj in state.items():
+            obj.load_state_dict(saved["state"][name])
+        history.records = [dict(r) for r in saved["records"]]
+        start = saved["number"]
+    for epoch in tqdm(range(start, epochs), desc=desc, disable=not progress or epochs - start <= 1, leave=False):
+        done = history.records[-1]["step"] if history.records else 0
+        schedule = None if lr_schedule is None else (lambda step, done=done: lr_schedule(step + done))
+        record = fit(model, train_data, epochs=1, optimizer=optimizer, seed=derive_seed(seed, epoch),
+                     progress=progress, desc=f"{desc} epoch {epoch + 1}/{epochs}", lr_schedule=schedule,
+                     **options).records[0]
+        record["epoch"] = epoch + 1
+        record["step"] = record["step"] + (history.records[-1]["step"] if history.records else 0)
+        history.records.append(record)
+        if checkpoints is not None:
+            checkpoints.save(epoch + 1, config, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                                 "state": {n: o.state_dict() for n, o in state.items()},
+                                                 "records": history.records})
     return history
 
 

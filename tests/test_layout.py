@@ -15,10 +15,10 @@ from kit.source import source as source_of
 
 KIT = Path(__file__).resolve().parent.parent / "kit"
 NOTEBOOKS = KIT.parent / "notebooks"
-METHODS = ("frankwolfe", "pruning", "soups", "perp", "federated", "merlin_arthur")
+METHODS = ("frankwolfe", "pruning", "soups", "perp", "federated", "merlin_arthur", "operators")
 # one method built on another: its public API only (DESIGN.md)
 BUILT_ON = {"soups": {"pruning"}, "perp": {"pruning"}, "frankwolfe": set(), "pruning": set(), "federated": set(),
-            "merlin_arthur": {"frankwolfe"}}
+            "merlin_arthur": {"frankwolfe"}, "operators": set()}
 SHIMS = {"deprecation"}  # old paths of 0.1, kept one release
 
 
@@ -133,6 +133,7 @@ ALGORITHMS = {
     "ExpGuard": (r"ExpGuard", "kit/federated/"),
     "Merlin-Arthur game": (r"play|morgana_loss|Arthur", "kit/merlin_arthur/"),
     "nonnegative k-sparse polytope": (r"NonnegativeKSparsePolytope", "kit/frankwolfe/"),
+    "Neural Parameter Regression": (r"NPR|DeepONet|LowRankSolution", "kit/operators/"),
 }
 
 
@@ -213,5 +214,5 @@ def test_importing_the_new_layout_raises_no_deprecation_warning():
         for name in ("kit", "kit.pruning", "kit.soups", "kit.perp", "kit.frankwolfe", "kit.federated", "kit.recipes",
                      "kit.recipes.imp", "kit.recipes.soups", "kit.recipes.perp", "kit.recipes.compression",
                      "kit.recipes.frank_wolfe", "kit.recipes.federated", "kit.runs", "kit.plots", "kit.merlin_arthur",
-                     "kit.recipes.merlin_arthur"):
+                     "kit.recipes.merlin_arthur", "kit.operators", "kit.recipes.operators"):
             importlib.import_module(name)

@@ -14,12 +14,11 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from ..budget import device_for
-from ..runs import Checkpoints, derive_seed, fingerprint, fingerprint_data, fingerprint_model
+from ..runs import Checkpoints, fingerprint, fingerprint_data, fingerprint_model
 from ..seeding import check_seed
-from ..train import Callback, History, TrainState, fit, make_optimizer
+from ..train import Callback, History, TrainState, fit_resumable, make_optimizer
 from ..validate import check_float, check_int
 from .arthur import Arthur, mask_features
 from .losses import GameLoss
@@ -125,28 +124,7 @@ def play(arthur: Arthur, train_data: Dataset, merlin: Prover, morgana: Prover, *
     config = {"fingerprint": fingerprint(config), **{k: config[k] for k in ("gamma", "epochs", "seed")}}
     checkpoints = None if checkpoint_dir is None else Checkpoints(checkpoint_dir, prefix="game", format=FORMAT,
                                                                  kind="Merlin-Arthur game")
-    history, start = History(), 0
-    saved = checkpoints.latest(config) if checkpoints is not None else None
-    if saved is not None:
-        arthur.load_state_dict(saved["arthur"])
-        opt.load_state_dict(saved["optimizer"])
-        merlin.load_state_dict(saved["merlin"])
-        morgana.load_state_dict(saved["morgana"])
-        history.records = [dict(r) for r in saved["records"]]
-        start = saved["number"]
-
-    callback = GameCallback(merlin, morgana)
-    loss = GameLoss(gamma)
-    for epoch in tqdm(range(start, epochs), desc="game", disable=not progress or epochs - start <= 1, leave=False):
-        # one fit per epoch, seeded from (seed, epoch): a resumed run draws exactly what an uninterrupted one does
-        record = fit(arthur, train_data, epochs=1, optimizer=opt, loss_fn=loss, batch_size=batch_size,
-                     callbacks=[callback], seed=derive_seed(seed, epoch), progress=progress,
-                     desc=f"game epoch {epoch + 1}/{epochs}").records[0]
-        record["epoch"] = epoch + 1
-        record["step"] = record["step"] + (history.records[-1]["step"] if history.records else 0)
-        history.records.append(record)
-        if checkpoints is not None:
-            checkpoints.save(epoch + 1, config, {"arthur": arthur.state_dict(), "optimizer": opt.state_dict(),
-                                                 "merlin": merlin.state_dict(), "morgana": morgana.state_dict(),
-                                                 "records": history.records})
-    return history
+    return fit_resumable(arthur, train_data, optimizer=opt, epochs=epochs, seed=seed, checkpoints=checkpoints,
+                         config=config, state={"merlin": merlin, "morgana": morgana}, progress=progress,
+                         desc="game", loss_fn=GameLoss(gamma), batch_size=batch_size,
+                         callbacks=[GameCallback(merlin, morgana)])
