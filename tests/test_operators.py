@@ -208,6 +208,20 @@ def test_fine_tuning_starts_from_the_regressed_parameters():
     assert len(history) == 1
 
 
+def test_fine_tuning_only_the_factors_leaves_every_other_parameter_alone():
+    torch.manual_seed(0)
+    heat = Heat(0.1)
+    npr = NPR(heat, sensors=8, modes=6, width=8, rank=2, hidden=(16,))
+    u0 = heat.sample(1, 33, seed=4, modes=3)[0]
+    start = npr.parameters_for(heat.coefficients(u0, 6).float()[None])[0].detach()
+    tuned, _ = fine_tune(npr, u0, steps=5, lr=1e-2, factors_only=True)
+    mask = tuned.factor_mask().bool()
+    # width 8, rank 2, depth 2: four factor matrices of 8 x 2
+    assert int(mask.sum()) == 4 * 16
+    assert torch.equal(tuned.theta.detach()[~mask], start[~mask])
+    assert not torch.equal(tuned.theta.detach()[mask], start[mask])
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -199,6 +199,17 @@ class PINN(Operator):
     def network(self, params, features):
         return self.unpack(params, features)
 
+    def factor_mask(self) -> torch.Tensor:
+        """1 on the entries of theta that are low-rank factors (the U and V of the hidden layers), 0 elsewhere."""
+        parts = [torch.full((size,), float(name.split(".")[0] in ("u", "v")))
+                 for name, size in zip(self.unpack.names, self.unpack.sizes, strict=True)]
+        return torch.cat(parts).to(self.theta.device)
+
+    def train_factors_only(self) -> None:
+        """From now on only the low-rank factors learn: the other entries' gradients are zeroed."""
+        mask = self.factor_mask()
+        self.theta.register_hook(lambda grad: grad * mask)
+
     def parameter_counts(self) -> dict[str, int]:
         """Trained parameters: the one solution network's."""
         return {"trained": self.theta.numel()}

@@ -140,10 +140,14 @@ def errors(operator: Operator, initial: np.ndarray, t: Sequence[float]) -> list[
 
 
 def fine_tune(operator: Operator, u0: np.ndarray, *, steps: int = 50, lr: float = 1e-3, collocation: int = 512,
-              seed: int = 0, start: torch.Tensor | None = None, progress: bool = False) -> tuple[PINN, History]:
+              seed: int = 0, start: torch.Tensor | None = None, factors_only: bool = False,
+              progress: bool = False) -> tuple[PINN, History]:
     """A few physics-informed steps on one initial condition, starting from the parameters the operator regresses
     for it (NPR) or from ``start``; returns the tuned solution network (a PINN) and its history. With a fresh
-    start (``start=None`` on a non-NPR operator) this is the per-instance PINN baseline."""
+    start (``start=None`` on a non-NPR operator) this is the per-instance PINN baseline. ``factors_only``
+    tunes only the hidden layers' low-rank factors U and V."""
+    if not isinstance(factors_only, bool):
+        raise TypeError(f"factors_only must be True or False; got {type(factors_only).__name__}")
     steps = check_int(steps, "steps", low=1)
     problem = operator.problem
     u0 = problem.check_initial(u0)
@@ -158,6 +162,8 @@ def fine_tune(operator: Operator, u0: np.ndarray, *, steps: int = 50, lr: float 
         torch.manual_seed(seed)
         pinn = PINN(problem, modes=operator.modes, start=None if start is None else start.cpu(), **shape)
     pinn.t_max = getattr(operator, "t_max", 1.0)
+    if factors_only:
+        pinn.train_factors_only()
     history = train(pinn, u0[None], epochs=steps, lr=lr, batch_size=1, collocation=collocation,
                     t_max=pinn.t_max, seed=seed, progress=progress)
     return pinn, history
