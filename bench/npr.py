@@ -8,8 +8,11 @@ and the grid evaluation) against training a fresh PINN until it reaches NPR's er
 (capped at 3,000 steps), in this one process.
 Part 3, fine-tuning: the error on out-of-distribution initial conditions (twice the modes) before and after
 10 and 30 fine-tuning steps of NPR's regressed parameters.
+Part 4, pinn: the per-instance baseline, a PINN per held-out initial condition (the first five) trained for
+1,000 steps with the same loss: its errors, parameters and seconds per solution.
+Part 5, ranks: heat NPR at the ranks the notebook's widget offers (2, 4, 8): error and regressed parameters.
 
-    python bench/npr.py [--only errors|speed|fine_tuning] [--device cuda]
+    python bench/npr.py [--only errors|speed|fine_tuning|pinn|ranks] [--device cuda]
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from kit.operators import predict, relative_l2, time_to_solution
 from kit.recipes import operators as ox
 
 SEEDS = ox.SEEDS["cpu"]
-PARTS = ("errors", "speed", "fine_tuning")
+PARTS = ("errors", "speed", "fine_tuning", "pinn", "ranks")
 SPEED_CASES = 3  # held-out initial conditions per problem
 
 
@@ -67,6 +70,29 @@ def fine_tuning(runs: dict) -> dict:
     return out
 
 
+def pinn(_runs: dict) -> dict:
+    rows = []
+    for name in ox.PROBLEMS:
+        row = ox.pinn_baseline(name, "cpu")
+        rows.append(row | {"name": f"{name} pinn"})
+        print(rows[-1])
+    return {"rows": rows}
+
+
+def ranks(runs: dict) -> dict:
+    rows = []
+    for rank in ox.RANKS:
+        trained = runs[("heat", "npr")] if rank == 4 else [ox.train_operator("npr", "heat", "cpu", seed=s, rank=rank)
+                                                           for s in SEEDS]
+        per_seed = [ox.error_row(run, "cpu") for run in trained]
+        rows.append({"rank": rank, "mean": statistics.fmean(r["mean"] for r in per_seed),
+                     "mean_per_seed": [r["mean"] for r in per_seed], "max": max(r["max"] for r in per_seed),
+                     "regressed_per_solution": per_seed[0]["regressed_per_solution"],
+                     "trained_parameters": per_seed[0]["trained"]})
+        print(rows[-1])
+    return {"problem": "heat", "rows": rows}
+
+
 def verdicts(payload: dict) -> dict:
     out = {}
     if "errors" in payload:
@@ -105,11 +131,13 @@ def main() -> None:
     args = common.parts_parser(__doc__, PARTS).parse_args()
     use_device(args.device)
     parts = PARTS if args.only is None else (args.only,)
-    kinds = ox.KINDS if "errors" in parts else ("npr",)
+    kinds = ox.KINDS if "errors" in parts else ("npr",) if set(parts) - {"pinn"} else ()
+    names = ("heat",) if parts == ("ranks",) else ox.PROBLEMS
     runs = {(name, kind): [ox.train_operator(kind, name, "cpu", seed=s) for s in SEEDS]
-            for name in ox.PROBLEMS for kind in kinds}
+            for name in names for kind in kinds}
     payload: dict = {"problems": {"heat": f"alpha {ox.ALPHA}", "burgers": "nu 0.01"}}
-    for part, fn in (("errors", errors), ("speed", speed), ("fine_tuning", fine_tuning)):
+    for part, fn in (("errors", errors), ("speed", speed), ("fine_tuning", fine_tuning), ("pinn", pinn),
+                     ("ranks", ranks)):
         if part in parts:
             payload[part] = fn(runs)
     write_with_verdicts("npr", payload, PARTS, verdicts, args.only)

@@ -180,6 +180,18 @@ def test_npr_reports_its_parameter_counts():
     assert npr.parameter_counts()["trained"] == (16 * 32 + 32) + (32 * 289 + 289)
 
 
+def test_solution_blocks_split_the_regressed_parameters_layer_by_layer():
+    npr = NPR(Heat(), sensors=16, modes=8, width=16, rank=3, depth=2, hidden=(32,))
+    blocks = npr.solution_blocks()
+    assert list(blocks) == ["input layer", "U1", "V1", "b1", "U2", "V2", "b2", "output layer"]
+    assert blocks == {"input layer": 48, "U1": 48, "V1": 48, "b1": 16, "U2": 48, "V2": 48, "b2": 16,
+                      "output layer": 17}
+    assert sum(blocks.values()) == npr.regressed
+    pinn = PINN(Burgers(0.01), modes=8, width=16, rank=3, depth=2)
+    assert sum(pinn.solution_blocks().values()) == pinn.theta.numel()
+    assert DeepONet(Heat(), sensors=16, modes=8).solution_blocks() == {}
+
+
 def test_a_resumed_training_ends_where_an_uninterrupted_one_does(tmp_path):
     heat = Heat(0.1)
     data = heat.sample(8, 33, seed=0, modes=3)
@@ -248,3 +260,14 @@ def test_bad_input_is_refused_with_the_parameter_named():
         predict(npr, Heat().sample(1, 65)[0], [0.5, 2.0])
     with pytest.raises(ValueError, match="shape"):
         relative_l2(np.zeros(3), np.zeros(4))
+
+
+def test_the_pinn_baseline_trains_npr_s_solution_network_on_each_initial_condition(monkeypatch):
+    from kit.recipes import operators as ox
+
+    monkeypatch.setitem(ox.SETTINGS["smoke"], "pinn_count", 2)
+    monkeypatch.setitem(ox.SETTINGS["smoke"], "pinn_steps", 3)
+    row = ox.pinn_baseline("heat", "smoke")
+    assert row["kind"] == "pinn" and len(row["errors"]) == 2 and row["steps"] == 3
+    assert row["trained"] == ox.build("npr", "heat", "smoke").regressed  # the same network, its own parameters
+    assert row["mean"] == pytest.approx(np.mean(row["errors"])) and row["max"] == max(row["errors"])

@@ -96,6 +96,23 @@ class Operator(KitModel):
         """u at points x, t (B, Np) for initial conditions given by their coefficients (B, C)."""
         return self.field(self.parameters_for(coefficients), coefficients, x, t)
 
+    def solution_network(self) -> LowRankSolution | None:
+        """The low-rank network whose parameters this operator gives each initial condition (None: no such
+        network, as in a DeepONet)."""
+        return None
+
+    def solution_blocks(self) -> dict[str, int]:
+        """The solution network's parameters per block (input layer, U1, V1, b1, ..., output layer): what a
+        hypernetwork regresses or a fine-tuning step trains; empty without a solution network."""
+        template = self.solution_network()
+        if template is None:
+            return {}
+        blocks = {"input layer": count_parameters(template.inp)}
+        for i, (u, v, b) in enumerate(zip(template.u, template.v, template.b, strict=True), start=1):
+            blocks |= {f"U{i}": u.numel(), f"V{i}": v.numel(), f"b{i}": b.numel()}
+        blocks["output layer"] = count_parameters(template.out)
+        return blocks
+
 
 class _Unpacked(nn.Module):
     """Slices one flat parameter vector into a LowRankSolution's named tensors (for functional_call)."""
@@ -133,9 +150,14 @@ class NPR(Operator):
             last.weight.mul_(0.01)
             last.bias.copy_(torch.cat([p.detach().reshape(-1) for p in template.parameters()]))
         self.hyper = nn.Sequential(*layers, last)
+        self.hidden = tuple(int(h) for h in hidden)
 
     def parameters_for(self, coefficients):
         return self.hyper(self.sensor_values(coefficients))
+
+    def solution_network(self) -> LowRankSolution:
+        """The low-rank network whose parameters the hypernetwork regresses."""
+        return self.unpack.template
 
     def network(self, params, features):
         return self.unpack(params, features)
@@ -195,6 +217,10 @@ class PINN(Operator):
 
     def parameters_for(self, coefficients):
         return self.theta.expand(coefficients.shape[0], -1)
+
+    def solution_network(self) -> LowRankSolution:
+        """The low-rank network whose parameters theta holds."""
+        return self.unpack.template
 
     def network(self, params, features):
         return self.unpack(params, features)

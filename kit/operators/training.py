@@ -151,11 +151,11 @@ def fine_tune(operator: Operator, u0: np.ndarray, *, steps: int = 50, lr: float 
     steps = check_int(steps, "steps", low=1)
     problem = operator.problem
     u0 = problem.check_initial(u0)
-    if start is None and hasattr(operator, "unpack"):
+    template = operator.solution_network()
+    if start is None and template is not None:
         with torch.no_grad():
             start = operator.parameters_for(problem.coefficients(u0, operator.modes).float()[None].to(
                 model_device(operator)))[0]
-    template = operator.unpack.template if hasattr(operator, "unpack") else None
     shape: dict[str, Any] = {} if template is None else {"width": template.width, "rank": template.rank,
                                                           "depth": template.depth}
     with torch.random.fork_rng(devices=[]):  # a fresh PINN's initialisation comes from the seed alone

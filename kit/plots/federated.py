@@ -10,18 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..validate import check_int
-from .common import COLORS, TEMPLATE, rgba
-
-
-def _box(fig: go.Figure, xref: str, yref: str, x: float, y: float, text: str, color: str, width: float) -> None:
-    fig.add_shape(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - 0.07, y1=y + 0.07, xref=xref, yref=yref,
-                  line={"color": color, "width": 2}, fillcolor=rgba(color, 0.12))
-    fig.add_annotation(x=x, y=y, text=text, showarrow=False, xref=xref, yref=yref, font={"size": 12})
-
-
-def _arrow(fig: go.Figure, xref: str, yref: str, x0: float, y0: float, x1: float, y1: float, color: str) -> None:
-    fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref=xref, yref=yref, axref=xref, ayref=yref, text="",
-                       showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.6, arrowcolor=color)
+from .common import COLORS, TEMPLATE, diagram_arrow, diagram_box, rgba
 
 
 def exchange_diagram(panels: Mapping[str, Mapping[str, str]], *, clients: int = 5, attackers: int = 1,
@@ -46,8 +35,8 @@ def exchange_diagram(panels: Mapping[str, Mapping[str, str]], *, clients: int = 
     for col, panel in enumerate(panels.values(), start=1):
         ref = "" if col == 1 else str(col)
         xref, yref = f"x{ref}", f"y{ref}"
-        box = functools.partial(_box, fig, xref, yref)
-        arrow = functools.partial(_arrow, fig, xref, yref)
+        box = functools.partial(diagram_box, fig, xref, yref)
+        arrow = functools.partial(diagram_arrow, fig, xref, yref)
         box(0.5, 0.85, panel["server"], COLORS[2], 0.5)
         if "shared" in panel:
             fig.add_annotation(x=0.5, y=0.5, text=f"<i>{panel['shared']}</i>", showarrow=False, xref=xref,

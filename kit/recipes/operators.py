@@ -42,11 +42,14 @@ from ..validate import check_choice
 PROBLEMS = ("heat", "burgers")
 KINDS = ("npr", "deeponet")
 SETTINGS: PerBudget[dict[str, Any]] = PerBudget(
-    smoke=dict(train=200, test=10, epochs=60, collocation=128, batch=20, hidden=(64, 64), latent=64, points=64),
-    cpu=dict(train=400, test=40, epochs=100, collocation=256, batch=20, hidden=(64, 64), latent=64, points=64),
+    smoke=dict(train=200, test=10, epochs=60, collocation=128, batch=20, hidden=(64, 64), latent=64, points=64,
+               pinn_count=3, pinn_steps=300),
+    cpu=dict(train=400, test=40, epochs=100, collocation=256, batch=20, hidden=(64, 64), latent=64, points=64,
+             pinn_count=5, pinn_steps=1000),
     gpu=dict(train=1000, test=200, epochs=2000, collocation=1024, batch=50, hidden=(256, 256), latent=256,
-             points=128),
+             points=128, pinn_count=20, pinn_steps=5000),
 )
+RANKS = (2, 4, 8)  # the ranks the notebook trains for its widget (and bench/npr.py compares)
 SEEDS = PerBudget(smoke=(0,), cpu=(0, 1, 2), gpu=(0, 1, 2))
 MODES, OOD_MODES = 4, 8  # modes of the training initial conditions; of the out-of-distribution ones
 TIMES = np.linspace(0.0, 1.0, 21)
@@ -119,6 +122,20 @@ def error_row(run: Trained, budget: str | None = None) -> dict[str, Any]:
             "max": float(np.max(errs)), "errors": errs, "seconds": run.seconds, **run.operator.parameter_counts()}
 
 
+def display_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """Error rows (:func:`error_row`, :func:`pinn_baseline`) as the notebook's table rows."""
+    names = {"npr": "NPR", "deeponet": "PI-DeepONet", "pinn": "PINN, one per initial condition"}
+    out = []
+    for r in rows:
+        per = r.get("regressed_per_solution")
+        out.append({"model": names[r["kind"]], "mean relative L2": f"{r['mean']:.4f}", "worst": f"{r['max']:.4f}",
+                    "trained parameters": f"{r['trained']:,}" + (" per solution" if r["kind"] == "pinn" else ""),
+                    "per solution": f"{per:,} regressed" if per else
+                    f"{r['steps']:,} steps, {r['seconds_per_solution']:.1f} s" if r["kind"] == "pinn" else
+                    "one forward pass"})
+    return out
+
+
 def fine_tuning(run: Trained, budget: str | None = None, steps: Sequence[int] = (10, 30), count: int = 3
                 ) -> list[dict[str, Any]]:
     """Error on out-of-distribution initial conditions before and after ``steps`` fine-tuning steps of the
@@ -133,6 +150,34 @@ def fine_tuning(run: Trained, budget: str | None = None, steps: Sequence[int] = 
             row[f"after_{n}"] = relative_l2(predict(tuned, u0, TIMES), reference)
         rows.append(row)
     return rows
+
+
+def pinn_baseline(name: str, budget: str | None = None) -> dict[str, Any]:
+    """The per-instance baseline: a fresh PINN (NPR's solution network) trained on each of the first
+    ``pinn_count`` held-out initial conditions for ``pinn_steps`` steps with the same loss, its relative L2
+    errors (mean, spread, worst), parameters per solution and seconds per solution."""
+    settings = SETTINGS(budget)
+    prob = problem(name)
+    errs, seconds = [], []
+    for i, u0 in enumerate(held_out(name, budget)[: settings["pinn_count"]]):
+        pinn = _fresh_pinn(prob, seed=i)
+        start = time.perf_counter()
+        train(pinn, u0[None], epochs=settings["pinn_steps"], lr=LR, batch_size=1,
+              collocation=settings["collocation"], seed=i, progress=False)
+        seconds.append(time.perf_counter() - start)
+        errs.append(relative_l2(predict(pinn, u0, TIMES), prob.solve(u0, TIMES)))
+    return {"kind": "pinn", "problem": name, "mean": float(np.mean(errs)), "std": float(np.std(errs)),
+            "max": float(np.max(errs)), "errors": errs, "seconds": float(np.sum(seconds)),
+            "seconds_per_solution": float(np.mean(seconds)), "steps": settings["pinn_steps"],
+            **pinn.parameter_counts()}
+
+
+def _fresh_pinn(prob: Problem, seed: int) -> PINN:
+    with torch.random.fork_rng(devices=[]):  # its initialisation from the seed alone
+        torch.manual_seed(seed)
+        pinn = PINN(prob, modes=16)
+    pinn.t_max = 1.0
+    return pinn
 
 
 class _UntilError(Callback):
@@ -157,10 +202,7 @@ def pinn_to_error(name: str, u0: np.ndarray, target: float, *, every: int = 25, 
     """Train a fresh PINN on one initial condition until its error is at most ``target`` (checked every ``every``
     steps): training seconds and steps, and the error reached (``reached`` False at ``max_steps``)."""
     prob = problem(name)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        pinn = PINN(prob, modes=16)
-    pinn.t_max = 1.0
+    pinn = _fresh_pinn(prob, seed)
     until = _UntilError(pinn, u0, prob.solve(u0, TIMES), target, every)
     opt = make_optimizer("adam", pinn.parameters(), LR, 0.0, 0.0)
     start = time.perf_counter()
