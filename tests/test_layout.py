@@ -15,10 +15,10 @@ from kit.source import source as source_of
 
 KIT = Path(__file__).resolve().parent.parent / "kit"
 NOTEBOOKS = KIT.parent / "notebooks"
-METHODS = ("frankwolfe", "pruning", "soups", "perp", "federated", "merlin_arthur", "operators")
+METHODS = ("frankwolfe", "pruning", "soups", "perp", "federated", "merlin_arthur", "operators", "canopy")
 # one method built on another: its public API only (DESIGN.md)
 BUILT_ON = {"soups": {"pruning"}, "perp": {"pruning"}, "frankwolfe": set(), "pruning": set(), "federated": set(),
-            "merlin_arthur": {"frankwolfe"}, "operators": set()}
+            "merlin_arthur": {"frankwolfe"}, "operators": set(), "canopy": set()}
 SHIMS = {"deprecation"}  # old paths of 0.1, kept one release
 
 
@@ -134,6 +134,8 @@ ALGORITHMS = {
     "Merlin-Arthur game": (r"play|morgana_loss|Arthur", "kit/merlin_arthur/"),
     "nonnegative k-sparse polytope": (r"NonnegativeKSparsePolytope", "kit/frankwolfe/"),
     "Neural Parameter Regression": (r"NPR|DeepONet|LowRankSolution", "kit/operators/"),
+    "shift-resilient loss": (r"shift_resilient_loss|best_shifts", "kit/canopy/"),
+    "slope filter": (r"slope|slope_filter", "kit/canopy/"),
 }
 
 

@@ -125,3 +125,53 @@ def test_exchange_diagram_draws_every_client_and_marks_the_attackers():
         plots.exchange_diagram({"A": {"server": "s", "up": "u", "down": "d"}})
     with pytest.raises(ValueError, match="attackers"):
         plots.exchange_diagram({"A": panel}, clients=2, attackers=3)
+
+
+def test_hypernetwork_diagram_draws_one_box_per_regressed_block_and_the_sensors():
+    blocks = {"input layer": 96, "U1": 128, "V1": 128, "b1": 32, "output layer": 33}
+    x = np.linspace(0, 1, 33)
+    fig = plots.hypernetwork_diagram(8, (64, 64), blocks, u0=(x, np.sin(np.pi * x)))
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(rects) == len(blocks) + 3  # the blocks, the hypernetwork, N and (x, t)
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    assert "8 → 64 → 64 → 417" in texts and "U1: 128" in texts and "417 regressed numbers" in texts
+    assert len(fig.data[1].x) == 8  # the sensors
+    with pytest.raises(ValueError, match="blocks is empty"):
+        plots.hypernetwork_diagram(8, (64,), {})
+    with pytest.raises(ValueError, match="sensors"):
+        plots.hypernetwork_diagram(0, (64,), blocks)
+
+
+def test_heatmaps_share_one_scale_and_add_the_error_panel():
+    a, b = np.array([[0.0, 1.0], [2.0, 3.0]]), np.array([[1.0, 1.0], [1.0, 5.0]])
+    fig = plots.heatmaps({"a": a, "b": b}, error_of=("a", "b"), image=True)
+    assert [t.zmin for t in fig.data] == [0.0, 0.0, -2.0] and [t.zmax for t in fig.data] == [5.0, 5.0, 2.0]
+    assert np.array_equal(fig.data[2].z, a - b)
+    centred = plots.heatmaps({"e": np.array([[-1.0, 3.0]])}, centred=True)
+    assert (centred.data[0].zmin, centred.data[0].zmax) == (-3.0, 3.0)
+    with pytest.raises(ValueError, match="expected"):
+        plots.heatmaps({"a": a, "c": np.zeros((3, 2))})
+    with pytest.raises(ValueError, match="error_of"):
+        plots.heatmaps({"a": a}, error_of=("a", "z"))
+
+
+def test_footprints_map_draws_each_track_and_its_offset_arrow():
+    rows, cols, track = np.array([1, 2, 5, 6]), np.array([1, 2, 1, 2]), np.array([0, 0, 1, 1])
+    offsets = np.array([[1, -1], [0, 0]])
+    fig = plots.footprints_map(np.zeros((8, 8)), rows, cols, track, offsets=offsets, shifts=np.array([[1, -1], [0, 1]]))
+    markers = [t for t in fig.data if t.type == "scatter"]
+    assert len(markers) == 2 and list(markers[0].x) == [1, 2]
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    # track 0: its true offset and the chosen shift; track 1: only the chosen shift (its offset is zero)
+    assert len(arrows) == 3
+    assert (arrows[0].x, arrows[0].y, arrows[0].ax, arrows[0].ay) == (0, 2, 1, 1)
+    with pytest.raises(ValueError, match="one entry per footprint"):
+        plots.footprints_map(np.zeros((8, 8)), rows, cols[:2], track)
+
+
+def test_stretch_maps_percentiles_to_the_byte_range():
+    image = np.stack([np.linspace(0, 1, 100).reshape(10, 10)] * 3)
+    out = plots.canopy.stretch(image, 0, 100)
+    assert out.shape == (10, 10, 3) and out.dtype == np.uint8 and out.min() == 0 and out.max() == 255
+    with pytest.raises(ValueError, match="3, H, W"):
+        plots.canopy.stretch(image[:2])

@@ -55,6 +55,21 @@ def rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def diagram_box(fig: go.Figure, xref: str, yref: str, x: float, y: float, text: str, color: str, width: float,
+                height: float = 0.14) -> None:
+    """A labelled, tinted box centred at (x, y) in axis coordinates: the building block of the kit's diagrams."""
+    fig.add_shape(type="rect", x0=x - width / 2, x1=x + width / 2, y0=y - height / 2, y1=y + height / 2, xref=xref,
+                  yref=yref, line={"color": color, "width": 2}, fillcolor=rgba(color, 0.12))
+    fig.add_annotation(x=x, y=y, text=text, showarrow=False, xref=xref, yref=yref, font={"size": 12})
+
+
+def diagram_arrow(fig: go.Figure, xref: str, yref: str, x0: float, y0: float, x1: float, y1: float,
+                  color: str) -> None:
+    """An arrow from (x0, y0) to (x1, y1) in axis coordinates."""
+    fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref=xref, yref=yref, axref=xref, ayref=yref, text="",
+                       showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=1.6, arrowcolor=color)
+
+
 def _as_histories(histories: History | Mapping[str, History]) -> dict[str, History]:
     if isinstance(histories, History):
         return {"run": histories}
@@ -248,6 +263,56 @@ def image_grid(images: torch.Tensor, labels: Sequence | None = None, *, ncols: i
     rows = -(-len(images) // ncols)
     fig.update_layout(template=TEMPLATE, title=title, height=120 + 70 * rows, width=100 + 70 * ncols,
                       margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
+    return fig
+
+
+def heatmaps(fields: Mapping[str, np.ndarray], *, x: Sequence[float] | None = None, y: Sequence[float] | None = None,
+             xlabel: str | None = None, ylabel: str | None = None, title: str | None = None,
+             error_of: tuple[str, str] | None = None, colorscale: str = "Viridis", unit: str | None = None,
+             image: bool = False, width: int = 320, centred: bool = False) -> go.Figure:
+    """2-D fields (name -> array (len(y), len(x))) as heatmaps side by side on one colour scale; ``error_of``
+    (prediction, reference) adds their difference on its own diverging scale. ``image``: pixel maps (row 0 on
+    top, square pixels, no axes). ``centred``: the shared scale is symmetric about 0 (for error maps)."""
+    if not fields:
+        raise ValueError("fields is empty: give at least one map (name -> 2-D array)")
+    shapes = {name: np.shape(f) for name, f in fields.items()}
+    first = next(iter(shapes.values()))
+    expected = (len(y), len(x)) if x is not None and y is not None else first
+    for name, shape in shapes.items():
+        if len(shape) != 2 or shape != expected:
+            raise ValueError(f"fields[{name!r}] has shape {shape}; expected {expected}"
+                             + (" = (len(y), len(x))" if x is not None and y is not None else " like the first"))
+    panels = {name: np.asarray(f, dtype=float) for name, f in fields.items()}
+    if error_of is not None:
+        pred, ref = error_of
+        for key in error_of:
+            if key not in panels:
+                raise ValueError(f"error_of names {key!r}, which is not among the fields ({', '.join(panels)})")
+        panels[f"{pred} - {ref}"] = panels[pred] - panels[ref]
+    lo = min(float(np.nanmin(f)) for name, f in panels.items() if name in fields)
+    hi = max(float(np.nanmax(f)) for name, f in panels.items() if name in fields)
+    if centred:
+        hi = max(abs(lo), abs(hi)) or 1.0
+        lo = -hi
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.06)
+    for i, field in enumerate(panels.values()):
+        is_error = error_of is not None and i == len(panels) - 1
+        scale = float(np.nanmax(np.abs(field))) or 1.0
+        fig.add_trace(go.Heatmap(z=field, x=None if x is None else np.asarray(x),
+                                 y=None if y is None else np.asarray(y),
+                                 colorscale="RdBu_r" if is_error else colorscale,
+                                 zmin=-scale if is_error else lo, zmax=scale if is_error else hi,
+                                 showscale=is_error or i == len(fields) - 1,
+                                 colorbar={"x": 1.0 + 0.08 * is_error, "len": 0.8, "title": unit}), row=1, col=i + 1)
+        if xlabel:
+            fig.update_xaxes(title_text=xlabel, row=1, col=i + 1)
+        if image:
+            fig.update_xaxes(visible=False, row=1, col=i + 1)
+            fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=f"x{i + 1 if i else ''}", row=1,
+                             col=i + 1)
+    if ylabel:
+        fig.update_yaxes(title_text=ylabel, row=1, col=1)
+    fig.update_layout(template=TEMPLATE, title=title, height=360, width=width * len(panels) + 120)
     return fig
 
 
