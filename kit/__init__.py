@@ -14,14 +14,15 @@ import importlib
 
 import torch
 
-from . import budget, data, language, memory, models, plots, recipes, results, runs, schedules, train, widgets
+from . import budget, data, hub, language, memory, models, plots, recipes, results, runs, schedules, train, widgets
 from .budget import describe, get_budget, get_device, resolve
 from .results import record
 from .seeding import seed_everything
 from .source import show
 
-__all__ = ["budget", "claims", "data", "get_budget", "get_device", "language", "memory", "models", "plots", "recipes",
-           "record", "results", "runs", "schedules", "seed_everything", "setup", "show", "train", "widgets"]
+__all__ = ["budget", "claims", "data", "get_budget", "get_device", "hub", "language", "memory", "models", "plots",
+           "recipes", "record", "results", "runs", "schedules", "seed_everything", "setup", "show", "train",
+           "widgets"]
 __version__ = "0.2.0"
 
 

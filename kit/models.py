@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,8 +20,31 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-class KitModel(nn.Module):
-    """Base class: the repr ends with the parameter count."""
+class Rebuildable:
+    """Remembers the arguments of its outermost constructor call, so :func:`kit.hub.save` can write the recipe that
+    rebuilds the object (``rebuild_args``)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def recording(self, *args: Any, **kw: Any) -> None:
+            # the most derived class's call comes first; the super().__init__ calls it makes are not the recipe
+            self.__dict__.setdefault("_rebuild", (type(self), args, kw))
+            init(self, *args, **kw)
+
+        cls.__init__ = recording  # type: ignore[method-assign]
+
+    def rebuild_args(self) -> tuple[type, tuple[Any, ...], dict[str, Any]] | None:
+        """(class, positional, keyword arguments) of the call that built this object, or None."""
+        return self.__dict__.get("_rebuild")
+
+
+class KitModel(Rebuildable, nn.Module):
+    """Base class: the repr ends with the parameter count; the constructor call is remembered (Rebuildable)."""
 
     def __repr__(self) -> str:
         return f"{super().__repr__()}\n[{type(self).__name__}: {count_parameters(self):,} parameters]"

@@ -5,7 +5,8 @@
     python -m kit.runner sweep notebooks/00_tour.ipynb --param epochs --values 2,5,10 --budget smoke
 
 A run writes ``<out>/<name>.ipynb`` (executed), ``<out>/<name>.html`` (figures embedded, no CDN)
-and ``<out>/<name>.json`` (the numbers the notebook recorded with ``kit.record``).
+and ``<out>/<name>.json`` (the numbers the notebook recorded with ``kit.record``); ``all`` adds the gallery
+``<out>/index.html`` (:mod:`kit.gallery`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import csv
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import gallery
 from . import results as results_mod
 from .budget import BUDGETS, get_budget
 from .plots import EXTERNAL_SCRIPT, sweep_chart
@@ -37,6 +40,8 @@ class Run:
     html: Path | None
     results_file: Path
     results: dict[str, Any]
+    budget: str = "cpu"
+    seconds: float = 0.0
 
 
 def _check_notebook(notebook: str | os.PathLike) -> Path:
@@ -111,6 +116,7 @@ def execute(notebook: str | os.PathLike, *, out_dir: str | os.PathLike = "report
     for stale in (failed, partial, partial_results):
         stale.unlink(missing_ok=True)
     env = {"KIT_BUDGET": budget, results_mod.ENV_VAR: str(partial_results.resolve()), "KIT_INTERACTIVE": "0"}
+    started = time.perf_counter()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -138,7 +144,8 @@ def execute(notebook: str | os.PathLike, *, out_dir: str | os.PathLike = "report
     html_path = _replace(html_partial, html_file) if html_partial is not None else None
     if html_partial is None:
         html_file.unlink(missing_ok=True)
-    return Run(nb, _replace(partial, executed), html_path, results_file, values)
+    return Run(nb, _replace(partial, executed), html_path, results_file, values, budget,
+               time.perf_counter() - started)
 
 
 def safe_name(text: str) -> str:
@@ -242,9 +249,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         notebooks = sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb"))
         if not notebooks:
             parser.error(f"no NN_*.ipynb notebooks in {args.notebooks}")
+        cards = []
         for nb in notebooks:
             run = execute(nb, out_dir=args.out, budget=args.budget)
-            print(f"wrote {run.html}")
+            print(f"wrote {run.html} ({run.seconds:.0f} s)")
+            cards.append(gallery.card(run.executed, budget=run.budget, seconds=run.seconds, results=run.results,
+                                      report=run.html))
+        print(f"wrote {gallery.write_gallery(cards, args.out)}")
     else:
         values = [parse_value(v.strip()) for v in args.values.split(",") if v.strip()]
         csv_path, chart = sweep(args.notebook, args.param, values, out_dir=args.out, budget=args.budget)

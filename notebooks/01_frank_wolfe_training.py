@@ -213,7 +213,7 @@ print(f"SGD + weight decay: {sgd_acc:.1%}; best SFW ({best['method']}): {best['m
 # %%
 def train_one(region: str = "linf", width: float = width, lr: float = lr):
     """Glue for the panel: one SFW run from kit and its first-layer weights."""
-    run = fwx.Method(region, region, "gradient", lr, width).run(data, seed, min(epochs, 5), device=device)
+    run = fwx.Method(region, region, "gradient", lr, width=width).run(data, seed, min(epochs, 5), device=device)
     return kit.plots.weight_histogram(next(run.model.parameters()), bins=80,
                                       title=f"{region}, width {width:g}: test accuracy {run.test['accuracy']:.1%}")
 

@@ -73,6 +73,21 @@ kit.plots.lines(x, {f"IMP + {schedule}": y}, xlabel="phase", ylabel="test accura
                 title=f"prune to {target_sparsity:.0%} in {phases} phases: drop at pruning, recovery in retraining")
 
 # %% [markdown]
+# The pruned model is an ordinary `nn.Module` with PyTorch's own masks. `kit.hub` saves it in the
+# Hugging Face hub layout (weights and masks in `model.safetensors`, `config.json` with the recipe
+# that rebuilds it, a model card) and loads it back from that folder or from a hub id:
+
+# %%
+saved = kit.hub.save(one.model, "saved/03_imp_revisited", method="imp",
+                     parameters={"target_sparsity": target_sparsity, "schedule": schedule, "phases": phases},
+                     metrics={"test_accuracy": one.phases[-1].accuracy})
+loaded = kit.hub.load(saved)
+same = kit.pruning.masks_of(loaded.model).keys() == kit.pruning.masks_of(one.model).keys() and all(
+    (a == b).all() for a, b in zip(kit.pruning.masks_of(loaded.model).values(),
+                                   kit.pruning.masks_of(one.model).values(), strict=True))
+print(f"saved to {saved}: {loaded.config['sparsity']:.1%} sparse, masks identical after loading: {same}")
+
+# %% [markdown]
 # The pruning step of every phase, and the global magnitude criterion it uses by default: one
 # threshold over all layers, so the smallest weights go wherever they are.
 

@@ -229,7 +229,7 @@ def labels_view(noise_m: float, radius: int, slope_threshold: float):
     return kit.plots.footprints_map(
         part.height, part.rows, part.cols, part.track, offsets=part.offsets, shifts=picked["chosen"],
         title=f"noise {noise_m:g} m: {picked['recovered']} of {picked['reachable']} reachable offsets recovered at "
-              f"radius {radius}; slope filter at {slope_threshold:g} deg keeps {kept['kept']} of "
+              f"radius {radius}<br>the slope filter at {slope_threshold:g} deg keeps {kept['kept']} of "
               f"{kept['footprints']} footprints")
 
 

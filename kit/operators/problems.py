@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from scipy import fft as sfft
 
+from ..models import Rebuildable
 from ..validate import check_choice, check_float, check_int
 
 SAMPLERS = ("grf", "sines")
@@ -36,7 +37,7 @@ def _as_array(values: Sequence[float] | np.ndarray | torch.Tensor, name: str) ->
     return array
 
 
-class Problem:
+class Problem(Rebuildable):
     """A 1-D time-dependent PDE on [0, 1]: see the module docstring."""
 
     name = "problem"

@@ -25,6 +25,7 @@ from .common import (
     lines,
     mean_and_spread,
     mosaic,
+    plotly_js,
     rgba,
     sweep_chart,
     table,
@@ -41,5 +42,5 @@ __all__ = ["COLORS", "EXTERNAL_SCRIPT", "OFFLINE_RENDERER", "TEMPLATE", "Offline
            "bars", "canopy", "chosen_pixels", "color", "composite", "diagram_arrow", "diagram_box",
            "exchange_diagram", "federated", "footprints_map", "frank_wolfe", "heatmaps", "histogram_counts",
            "hypernetwork_diagram", "image_grid", "ksupport_balls", "lines", "lmo_steps", "mean_and_spread",
-           "merlin_arthur", "mosaic", "operators", "rgba", "solution_maps", "sweep_chart", "table", "terrain_map",
-           "training_curves", "use_offline_renderer", "weight_histogram"]
+           "merlin_arthur", "mosaic", "operators", "plotly_js", "rgba", "solution_maps", "sweep_chart", "table",
+           "terrain_map", "training_curves", "use_offline_renderer", "weight_histogram"]

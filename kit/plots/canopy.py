@@ -66,7 +66,7 @@ def footprints_map(background: np.ndarray, rows: Sequence[int], cols: Sequence[i
                                    arrowwidth=2, arrowcolor=COLORS[1] if dash == "solid" else COLORS[7])
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
-    fig.update_layout(template=TEMPLATE, title=title, height=480, width=540)
+    fig.update_layout(template=TEMPLATE, title=title, height=500, width=560, margin={"t": 80})
     return fig
 
 

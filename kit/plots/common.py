@@ -37,6 +37,13 @@ class OfflineNotebookRenderer(NotebookRenderer):
         return bundle
 
 
+def plotly_js() -> str:
+    """plotly.js itself, to embed once in a page that must work offline (the gallery)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
 def use_offline_renderer() -> str:
     """Render figures as plotly JSON (for JupyterLab) plus HTML with plotly.js embedded once (for reports)."""
     pio.renderers["kit_notebook"] = OfflineNotebookRenderer()
