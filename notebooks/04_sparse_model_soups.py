@@ -246,10 +246,14 @@ sp.say("*Measured only, no claim test asserts it:* **What {verdict}:** SMS beati
 # soup from the first dense CNN and shows every ingredient next to the soup and the ensemble.
 
 # %%
+latest: dict = {}
+
+
 def soup_one(ingredients: int = ingredients, vary: str = vary, target_sparsity: float = target_sparsity):
     """Glue for the panel: one SMS phase from kit, and its ingredients' and soup's numbers as a table."""
     result = sx.sms(cnn_dense[0], target_sparsity, ingredients=int(ingredients), vary=vary, retrain_epochs=retrain,
                     schedule=schedule, device=device)
+    latest["soup"] = result  # the cell below saves the panel's latest soup
     last = result.phases[-1]
     rows = [{"model": f"ingredient {x.index} ({vary}={x.value:g})", "test accuracy": x.accuracy, "ECE": x.ece,
              "sparsity": x.sparsity} for x in last.ingredients]
@@ -263,6 +267,18 @@ kit.widgets.panel(soup_one, interactive=interactive, title="SMS: ingredients, wh
                   ingredients=kit.widgets.slider(1, 5, ingredients, step=1),
                   vary=kit.widgets.dropdown(list(kit.soups.VARY), vary),
                   target_sparsity=kit.widgets.slider(0.5, 0.98, target_sparsity, step=0.01))
+
+# %% [markdown]
+# The soup is an ordinary pruned `nn.Module`: `kit.hub` saves the panel's latest soup with its masks
+# (the Hugging Face hub layout) and loads it back:
+
+# %%
+soup = latest["soup"]
+saved = kit.hub.save(soup.model, "saved/04_sparse_model_soups", method="sparse_model_soup",
+                     parameters={"target_sparsity": target_sparsity, "ingredients": ingredients, "vary": vary},
+                     metrics={"test_accuracy": soup.phases[-1].accuracy})
+loaded = kit.hub.load(saved)
+print(f"saved to {saved}: {loaded.config['sparsity']:.1%} sparse, reloaded as {type(loaded.model).__name__}")
 
 # %% [markdown]
 # ## Where to go next
