@@ -6,7 +6,7 @@
 
 Not asserted, because it does not hold reliably at any setting tried here: that the shift-resilient loss beats the
 plain loss under geolocation noise. At this setting its gain was +0.35, +0.05 and +0.03 m on seeds 0-2; with twice
-the patches and four times the epochs, +0.03 m on seed 1; at the cpu budget bench/canopy.py measures it (see the
+the patches and epochs, +0.03 m on seed 1; at the cpu budget bench/canopy.py measures it (see the
 notebook and the README's claims table).
 """
 
