@@ -15,6 +15,7 @@ from typing import TypeVar
 import torch
 
 import kit
+from kit.runs import as_if_written
 
 RESULTS = Path(__file__).resolve().parent / "results"
 _DEVICE: dict[str, torch.device] = {}
@@ -128,6 +129,7 @@ def write_result(name: str, payload: dict, keep: tuple[str, ...] = (), budget: s
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".json.tmp")
     with os.fdopen(fd, "w") as f:
         json.dump({"benchmark": name, "budget": budget, "machine": meta, **payload}, f, indent=2)
+    as_if_written(tmp)
     os.replace(tmp, path)
     print(f"wrote {path}")
     return path

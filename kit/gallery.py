@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .runs import as_if_written
 from .validate import check_float
 
 PLOTLY_JSON = "application/vnd.plotly.v1+json"
@@ -150,7 +151,7 @@ def write_gallery(cards: Sequence[Card], out_dir: str | os.PathLike, *, title: s
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(page)
-        os.chmod(tmp, 0o644)  # a page to serve and share, not a private temporary file
+        as_if_written(tmp)  # a page to serve and share, not a private temporary file
         os.replace(tmp, out / "index.html")
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -8,6 +8,12 @@ parameters and metrics) and ``README.md`` (a model card). The model is rebuilt f
 takes a problem: ``{"build": "kit.operators:NPR", "kwargs": {"problem": {"build": "kit.operators:Heat", "kwargs":
 {"alpha": 0.02}}}}``); only callables inside ``kit`` are built, so loading runs no foreign code.
 
+A language model retrained with PERP's adapters (:mod:`kit.perp`) is saved as what its base model cannot give:
+the adapters, the pruning masks (packed eight to a byte) and every tensor that retraining or pruning changed (norms;
+SparseGPT's updated weights). The recipe then rebuilds the base (``kit.language:pretrained_lm`` or
+``tiny_llama``), and every tensor not stored is checked against a SHA-256 fingerprint taken at saving, so a base
+that changed since (another model revision, another conversion) is refused rather than silently used.
+
 ``load`` checks everything before it returns: the files, the format and the kit version, that every mask matches
 its weight and holds only 0 and 1, that the weights fit the rebuilt model; a failure raises and hands back nothing
 half-loaded.
@@ -15,9 +21,11 @@ half-loaded.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -30,9 +38,12 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from .runs import as_if_written
+
 FORMAT = "kit.hub/1"
 WEIGHTS, CONFIG, CARD = "model.safetensors", "config.json", "README.md"
-MASK = "_mask"
+MASK, ORIG = "_mask", "_orig"
+ADAPTERS = "adapters"  # config["kind"] of an artefact stored as adapters and changes on top of a rebuilt base
 
 
 @dataclass
@@ -43,6 +54,7 @@ class Loaded:
     config: dict[str, Any]
     card: str = ""
     folder: Path = field(default_factory=Path)
+    constraints: dict[str, Any] = field(default_factory=dict)  # parameter name -> its Frank-Wolfe region, if saved
 
 
 def recipe(build: str, **kwargs: Any) -> dict[str, Any]:
@@ -56,9 +68,12 @@ def recipe_of(obj: Any) -> dict[str, Any]:
     arguments as JSON values or, for kit objects among them, nested recipes."""
     from .models import Rebuildable
 
+    if isinstance(getattr(obj, "kit_recipe", None), Mapping):  # language models the kit loaded
+        return {"build": obj.kit_recipe["build"], "kwargs": dict(obj.kit_recipe.get("kwargs", {}))}
     if not isinstance(obj, Rebuildable) or obj.rebuild_args() is None:
-        raise TypeError(f"{type(obj).__name__} does not remember how it was built (only kit models and problems do); "
-                        "pass build=kit.hub.recipe('kit.module:name', **kwargs)")
+        raise TypeError(f"{type(obj).__name__} does not remember how it was built (only kit models, problems and "
+                        "the language models of kit.language do); pass build=kit.hub.recipe('kit.module:name', "
+                        "**kwargs)")
     cls, args, kwargs = obj.rebuild_args()
     bound = inspect.signature(cls).bind(*args, **kwargs)
     values: dict[str, Any] = {}
@@ -131,6 +146,19 @@ def model_card(config: Mapping[str, Any]) -> str:
              else "- parameters: ?"]
     if config.get("masks"):
         lines.append(f"- pruned: {len(config['masks'])} masked tensors, sparsity {config.get('sparsity', 0):.1%}")
+    if config.get("kind") == ADAPTERS:
+        a = config["adapters"]
+        lines += [f"- adapters: {a['kind']} LoRA of rank {a['rank']} (alpha {a['alpha']:g}) on {len(a['targets'])} "
+                  f"Linears of the base above; stored: {len(config['stored'])} tensors (adapters and what "
+                  f"retraining changed), the other {len(config['fingerprints'])} come from the base and are checked "
+                  "by SHA-256", "- fold the adapters in after loading: `kit.perp.merge(model)` (sparsity kept)"]
+    if config.get("constraints"):
+        kinds: dict[str, int] = {}
+        for spec in config["constraints"].values():
+            kind = spec["build"].rsplit(":", 1)[-1]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        lines.append("- trained in constraint sets: " + ", ".join(f"{k} x {n}" for k, n in kinds.items())
+                     + " (`loaded.constraints`)")
     for title, key in (("Parameters", "parameters"), ("Metrics", "metrics")):
         if config.get(key):
             lines += ["", f"## {title}", "", "| name | value |", "|---|---|"]
@@ -142,13 +170,19 @@ def model_card(config: Mapping[str, Any]) -> str:
 
 def save(model: nn.Module, folder: str | os.PathLike, *, method: str, build: Mapping[str, Any] | None = None,
          parameters: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None,
-         name: str | None = None, description: str | None = None) -> Path:
+         name: str | None = None, description: str | None = None, base: nn.Module | None = None,
+         constraints: Mapping[str, Any] | torch.optim.Optimizer | None = None) -> Path:
     """Save ``model`` (weights and pruning masks) with the recipe that rebuilds it (``build``; by default the one it
     remembers, see :func:`recipe_of`), the method, its parameters and metrics, and a model card; the folder is
-    written whole or not at all."""
+    written whole or not at all. A model with PERP adapters (not yet merged) is saved as its adapters, masks and
+    changed tensors on top of the base that ``build`` rebuilds (see the module docstring); ``base``, that base model
+    when it is at hand and unchanged, is copied instead of rebuilt. ``constraints``: the Frank-Wolfe regions the
+    model was trained in, as the optimizer (``SFW``, ``ProjectedSGD``, ...) or a mapping parameter name -> region;
+    saved with their current radius and k, and rebuilt by :func:`load` (``Loaded.constraints``)."""
     from safetensors.torch import save_file
 
     from . import __version__
+    from .perp import adapter_settings
 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -162,14 +196,27 @@ def save(model: nn.Module, folder: str | os.PathLike, *, method: str, build: Map
     parameters, metrics = dict(parameters or {}), dict(metrics or {})
     for what, value in (("build", build), ("parameters", parameters), ("metrics", metrics)):
         _check_json(value, what)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    regions = {} if constraints is None else _region_recipes(model, constraints)
+    adapters = adapter_settings(model)
+    if base is not None:
+        if adapters is None:
+            raise ValueError("base is only for models with PERP adapters (kit.perp.add_lora or retrain with 'lora'); "
+                             "this model is saved whole")
+        if not isinstance(base, nn.Module):
+            raise TypeError(f"base must be the torch.nn.Module that build rebuilds; got {type(base).__name__}")
+        if getattr(base, "kit_recipe", None) is not None and recipe_of(base) != dict(build):
+            raise ValueError(f"base was built by {recipe_of(base)}, not by the model's recipe {dict(build)}")
+        if adapter_settings(base) is not None:
+            raise ValueError("base must be the model before adapters were added; it has adapters")
+    state, extra = _whole_state(model) if adapters is None else _adapter_state(model, build, adapters, base)
     masks = sorted(k for k in state if k.endswith(MASK))
-    kept = sum(int(state[k].count_nonzero()) for k in masks)
-    total = sum(state[k].numel() for k in masks)
+    kept = sum(int(_mask_of(state, k, extra).count_nonzero()) for k in masks)
+    total = sum(_mask_of(state, k, extra).numel() for k in masks)
     config = {"format": FORMAT, "kit_version": __version__, "model": dict(build), "method": method,
               "parameters": parameters, "metrics": metrics, "masks": masks,
               "sparsity": 1 - kept / total if total else 0.0,
-              "parameter_count": sum(p.numel() for p in model.parameters()),
+              "parameter_count": sum(p.numel() for p in model.parameters()), **extra,
+              **({"constraints": regions} if regions else {}),
               **({"name": name} if name else {}), **({"description": description} if description else {})}
     target = Path(folder)
     if target.exists() and not target.is_dir():
@@ -180,6 +227,8 @@ def save(model: nn.Module, folder: str | os.PathLike, *, method: str, build: Map
         save_file(state, str(staging / WEIGHTS), metadata={"format": "pt", "kit": FORMAT})
         (staging / CONFIG).write_text(json.dumps(config, indent=2))
         (staging / CARD).write_text(model_card(config))
+        for f in (staging, staging / WEIGHTS, staging / CONFIG, staging / CARD):
+            as_if_written(f)
         if target.exists():
             for f in (WEIGHTS, CONFIG, CARD):
                 (target / f).unlink(missing_ok=True)
@@ -192,6 +241,122 @@ def save(model: nn.Module, folder: str | os.PathLike, *, method: str, build: Map
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _region_recipes(model: nn.Module, constraints: Mapping[str, Any] | torch.optim.Optimizer) -> dict[str, Any]:
+    from .frankwolfe import Constraint
+
+    params = dict(model.named_parameters())
+    names = {id(p): n for n, p in params.items()}
+    if isinstance(constraints, torch.optim.Optimizer):
+        if any("constraints" not in g for g in constraints.param_groups):
+            raise ValueError("constraints: the optimizer holds no regions; pass a kit.frankwolfe optimizer (SFW, "
+                             "ProjectedSGD, ...) or a mapping parameter name -> region")
+        pairs = {}
+        for group in constraints.param_groups:
+            for param, region in zip(group["params"], group["constraints"], strict=True):
+                if id(param) not in names:
+                    raise ValueError("constraints: the optimizer trains a parameter that is not the model's")
+                pairs[names[id(param)]] = region
+    elif isinstance(constraints, Mapping):
+        pairs = dict(constraints)
+        unknown = sorted(set(pairs) - set(params))
+        if unknown:
+            raise ValueError(f"constraints: the model has no parameters named {unknown[:5]}")
+    else:
+        raise TypeError(f"constraints must be a kit.frankwolfe optimizer or a mapping parameter name -> region; got "
+                        f"{type(constraints).__name__}")
+    for name, region in pairs.items():
+        if not isinstance(region, Constraint):
+            raise TypeError(f"constraints[{name!r}] must be a kit.frankwolfe region; got {type(region).__name__}")
+        if tuple(region.shape) != tuple(params[name].shape):
+            raise ValueError(f"constraints[{name!r}] has shape {tuple(region.shape)}, the parameter "
+                             f"{tuple(params[name].shape)}")
+    return {name: recipe_of(pairs[name]) for name in sorted(pairs)}
+
+
+def _whole_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}, {}
+
+
+def _mask_of(state: Mapping[str, torch.Tensor], key: str, extra: Mapping[str, Any]) -> torch.Tensor:
+    shapes = extra.get("mask_shapes")
+    return state[key] if shapes is None else _unpack(state[key], shapes[key], key)
+
+
+def _pack(mask: torch.Tensor) -> torch.Tensor:
+    """A 0/1 mask as bits, eight to a byte (most significant first)."""
+    bits = mask.detach().cpu().reshape(-1).to(torch.uint8)
+    bits = torch.cat([bits, bits.new_zeros((-bits.numel()) % 8)]).reshape(-1, 8)
+    return (bits << torch.arange(7, -1, -1, dtype=torch.uint8)).sum(1, dtype=torch.uint8)
+
+
+def _unpack(packed: torch.Tensor, shape: list[int], key: str) -> torch.Tensor:
+    count = math.prod(shape)
+    if packed.dtype != torch.uint8 or packed.dim() != 1 or packed.numel() != math.ceil(count / 8):
+        raise ValueError(f"mask {key} does not match the weights: {packed.numel()} packed bytes of "
+                         f"{packed.dtype} for a mask of shape {tuple(shape)}")
+    bits = (packed[:, None] >> torch.arange(7, -1, -1, dtype=torch.uint8)) & 1
+    return bits.reshape(-1)[:count].reshape(shape).float()
+
+
+def _plain_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict on the CPU without masks, each masked weight zero where masked (``+0.0``, whatever the
+    masking left there), so equal models give equal bytes."""
+    state = model.state_dict()
+    plain = {}
+    for key, value in state.items():
+        if key.endswith(MASK):
+            continue
+        value = value.detach().cpu()
+        mask = state.get(key[: -len(ORIG)] + MASK) if key.endswith(ORIG) else None
+        if mask is not None:
+            value = torch.where(mask.cpu().bool(), value, torch.zeros((), dtype=value.dtype))
+        plain[key] = value.contiguous()
+    return plain
+
+
+def _digest(tensor: torch.Tensor) -> str:
+    data = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+    head = f"{tensor.dtype}{tuple(tensor.shape)}".encode()
+    return hashlib.sha256(head + data.tobytes()).hexdigest()
+
+
+def _rebuild_adapted(build: Mapping[str, Any], adapters: Mapping[str, Any], masks: Mapping[str, torch.Tensor],
+                     base: nn.Module | None = None) -> nn.Module:
+    from .perp import restore_adapters
+    from .pruning import copy_model
+
+    model = _construct(build) if base is None else copy_model(base).cpu()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{build['build']} built a {type(model).__name__}, not a torch.nn.Module")
+    restore_adapters(model, adapters)
+    for key, mask in sorted(masks.items()):
+        _apply_mask(model, key, mask)
+    return model
+
+
+def _adapter_state(model: nn.Module, build: Mapping[str, Any], adapters: dict[str, Any], base: nn.Module | None
+                   ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """What the base rebuilt from ``build`` cannot give (adapters, packed masks, changed tensors), with
+    fingerprints of the rest."""
+    state = model.state_dict()
+    masks = {k: v.detach().cpu() for k, v in state.items() if k.endswith(MASK)}
+    for key, mask in masks.items():
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask {key} holds values other than 0 and 1")
+    mine = _plain_state(model)
+    theirs = _plain_state(_rebuild_adapted(build, adapters, masks, base))
+    if mine.keys() != theirs.keys():
+        raise ValueError(f"the model does not fit its base rebuilt from {build['build']}: tensors only in the model "
+                         f"{sorted(mine.keys() - theirs.keys())[:5]}, only in the base "
+                         f"{sorted(theirs.keys() - mine.keys())[:5]}")
+    changed = {k: v.clone() for k, v in mine.items() if k.rsplit(".", 1)[-1] in ("lora_A", "lora_B")
+               or v.dtype != theirs[k].dtype or v.shape != theirs[k].shape or not torch.equal(v, theirs[k])}
+    extra = {"kind": ADAPTERS, "adapters": adapters, "stored": sorted(changed),
+             "mask_shapes": {k: list(m.shape) for k, m in masks.items()},
+             "fingerprints": {k: _digest(v) for k, v in sorted(mine.items()) if k not in changed}}
+    return {**changed, **{k: _pack(m) for k, m in masks.items()}}, extra
 
 
 def _resolve(source: str | os.PathLike, cache_dir: str | os.PathLike | None, revision: str | None) -> Path:
@@ -241,35 +406,83 @@ def load(source: str | os.PathLike, *, cache_dir: str | os.PathLike | None = Non
         state = load_file(str(folder / WEIGHTS))
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{folder / WEIGHTS} is not a readable safetensors file: {err}") from err
+    model = (_load_adapted(folder, config, state) if config.get("kind") == ADAPTERS
+             else _load_whole(folder, config, state))
+    regions = _load_regions(model, config.get("constraints", {}))
+    if device is not None:
+        model.to(device)
+    card = (folder / CARD).read_text() if (folder / CARD).is_file() else ""
+    return Loaded(model, config, card, folder, regions)
+
+
+def _load_regions(model: nn.Module, recipes: Mapping[str, Any]) -> dict[str, Any]:
+    from .frankwolfe import Constraint
+
+    params = dict(model.named_parameters())
+    regions = {}
+    for name, spec in recipes.items():
+        region = _construct(spec)
+        if name not in params or not isinstance(region, Constraint) or tuple(region.shape) != tuple(
+                params[name].shape):
+            raise ValueError(f"the saved region of {name!r} ({spec.get('build')}) does not fit a parameter of the "
+                             "rebuilt model")
+        regions[name] = region
+    return regions
+
+
+def _load_whole(folder: Path, config: Mapping[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
     model = _construct(config["model"])
     if not isinstance(model, nn.Module):
         raise ValueError(f"{config['model']['build']} built a {type(model).__name__}, not a torch.nn.Module")
     for key in sorted(k for k in state if k.endswith(MASK)):
-        _apply_mask(model, key, state)
+        _apply_mask(model, key, state[key])
+    _load_exactly(model, folder, state)
+    return model
+
+
+def _load_exactly(model: nn.Module, folder: Path, state: Mapping[str, torch.Tensor],
+                  left: set[str] | frozenset[str] = frozenset()) -> None:
     result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    missing = [k for k in result.missing_keys if k not in left]
+    if missing or result.unexpected_keys:
         raise ValueError(f"the weights in {folder} do not fit the rebuilt {type(model).__name__}: missing "
-                         f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
-    if device is not None:
-        model.to(device)
-    card = (folder / CARD).read_text() if (folder / CARD).is_file() else ""
-    return Loaded(model, config, card, folder)
+                         f"{missing[:5]}, unexpected {result.unexpected_keys[:5]}")
 
 
-def _apply_mask(model: nn.Module, key: str, state: Mapping[str, torch.Tensor]) -> None:
+def _load_adapted(folder: Path, config: Mapping[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
+    shapes, stored, prints = config.get("mask_shapes", {}), config.get("stored", []), config.get("fingerprints", {})
+    if set(state) != set(stored) | set(config["masks"]) or set(shapes) != set(config["masks"]):
+        raise ValueError(f"{folder / WEIGHTS} does not hold what its config.json lists (stored tensors and masks)")
+    masks = {k: _unpack(state[k], shapes[k], k) for k in config["masks"]}
+    model = _rebuild_adapted(config["model"], config["adapters"], masks)
+    masked = {k for k in model.state_dict() if k.endswith(MASK)}
+    _load_exactly(model, folder, {k: state[k] for k in stored}, left=set(prints) | masked)
+    plain = _plain_state(model)
+    unaccounted = sorted(plain.keys() - set(stored) - set(prints))
+    if unaccounted:
+        raise ValueError(f"the base rebuilt from {config['model']['build']} has tensors the artefact in {folder} "
+                         f"neither stores nor fingerprints: {unaccounted[:5]}")
+    differ = [k for k, digest in sorted(prints.items()) if k not in plain or _digest(plain[k]) != digest]
+    if differ:
+        raise ValueError(f"the base rebuilt from {config['model']['build']} ({config['model'].get('kwargs')}) is not "
+                         f"the one the adapters in {folder} were trained on: {len(differ)} tensors differ from their "
+                         f"fingerprints (e.g. {differ[:3]}); another model revision or conversion?")
+    return model
+
+
+def _apply_mask(model: nn.Module, key: str, mask: torch.Tensor) -> None:
     prefix, _, leaf = key.rpartition(".")
     param = leaf[: -len(MASK)]
-    mask = state[key]
-    weights = state.get(f"{prefix}.{param}_orig" if prefix else f"{param}_orig")
     try:
         module = model.get_submodule(prefix) if prefix else model
     except AttributeError as err:
         raise ValueError(f"mask {key} names no module of the rebuilt model") from err
-    if weights is None or not hasattr(module, param):
-        raise ValueError(f"mask {key} has no weights {param}_orig to mask")
-    if mask.shape != weights.shape or getattr(module, param).shape != mask.shape:
+    weights = getattr(module, param, None)
+    if not isinstance(weights, torch.Tensor):
+        raise ValueError(f"mask {key} has no weights {param} to mask")
+    if mask.shape != weights.shape:
         raise ValueError(f"mask {key} has shape {tuple(mask.shape)}, which does not match the weights "
                          f"{tuple(weights.shape)}")
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError(f"mask {key} holds values other than 0 and 1")
-    prune.custom_from_mask(module, param, mask.to(getattr(module, param).dtype))
+    prune.custom_from_mask(module, param, mask.to(weights.dtype))

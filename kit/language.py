@@ -30,13 +30,17 @@ SMOLLM2 = "smollm2"
 
 
 class CausalLM(nn.Module):
-    """A causal LM whose forward maps token ids ``(N, T)`` to logits ``(N, T, V)``; ``.lm`` is the HF model."""
+    """A causal LM whose forward maps token ids ``(N, T)`` to logits ``(N, T, V)``; ``.lm`` is the HF model.
 
-    def __init__(self, lm: nn.Module) -> None:
+    ``kit_recipe`` is how the kit rebuilds it (set by :func:`tiny_llama` and :func:`load_causal_lm`), so
+    :func:`kit.hub.save` can store a retrained LM as its adapters and masks on top of that base."""
+
+    def __init__(self, lm: nn.Module, kit_recipe: dict[str, Any] | None = None) -> None:
         super().__init__()
         if not isinstance(lm, nn.Module):
             raise TypeError(f"lm must be a torch.nn.Module (a Hugging Face causal LM); got {type(lm).__name__}")
         self.lm = lm
+        self.kit_recipe = kit_recipe
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.lm(input_ids=input_ids, use_cache=False).logits
@@ -100,10 +104,19 @@ def load_causal_lm(source: str | Path = SMOLLM2, *, dtype: torch.dtype = torch.f
                                 "from the hub happens only at the gpu budget or with allow_download=True (and "
                                 f"without HF_HUB_OFFLINE=1). ({str(err).splitlines()[0]})") from err
     lm.config.use_cache = False
-    model = CausalLM(lm).eval()
+    model = CausalLM(lm, {"build": "kit.language:pretrained_lm",
+                          "kwargs": {"source": str(source), "dtype": str(dtype).removeprefix("torch.")}}).eval()
     if device is not None:
         model.to(device)
     return model, tokenizer
+
+
+def pretrained_lm(source: str = SMOLLM2, dtype: str = "float32") -> CausalLM:
+    """The model alone of :func:`load_causal_lm` (``dtype`` by name, e.g. 'bfloat16'): the base recipe of a saved
+    PERP artefact."""
+    if not isinstance(dtype, str) or not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise ValueError(f"dtype must name a torch dtype such as 'float32' or 'bfloat16'; got {dtype!r}")
+    return load_causal_lm(source, dtype=getattr(torch, dtype))[0]
 
 
 def _from_pretrained(tokenizer_cls: Any, model_cls: Any, hf_logging: Any, where: str | Path, dtype: torch.dtype,
@@ -151,9 +164,11 @@ def tiny_llama(vocab_size: int = 256, hidden: int = 32, layers: int = 2, heads: 
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
                          max_position_embeddings=1024, tie_word_embeddings=True, use_cache=False)
+    recipe = {"build": "kit.language:tiny_llama", "kwargs": {"vocab_size": vocab_size, "hidden": hidden,
+                                                             "layers": layers, "heads": heads, "seed": seed}}
     with torch.random.fork_rng():
         torch.manual_seed(check_seed(seed))
-        return CausalLM(LlamaForCausalLM(config)).eval()
+        return CausalLM(LlamaForCausalLM(config), recipe).eval()
 
 
 class ByteTokenizer:

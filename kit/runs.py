@@ -125,6 +125,14 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, foreign, or of another run."""
 
 
+def as_if_written(path: str | os.PathLike) -> None:
+    """Give a file or folder made by ``tempfile`` (private: 0600 / 0700) the permissions a plain write gives it
+    under the process umask, before it is renamed into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
+
+
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename: a reader never sees half a file."""
     path = Path(path)
@@ -133,6 +141,7 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        as_if_written(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

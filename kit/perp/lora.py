@@ -138,6 +138,26 @@ def add_lora(model: nn.Module, rank: int = 16, alpha: float = 32.0, kind: str = 
     return names
 
 
+def adapter_settings(model: nn.Module) -> dict[str, object] | None:
+    """The adapters of ``model`` as ``add_lora`` would add them again (targets, rank, alpha, kind), or None."""
+    adapted = {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+    if not adapted:
+        return None
+    shapes = {(m.rank, m.alpha, m.kind) for m in adapted.values()}
+    if len(shapes) > 1:
+        raise ValueError(f"the model's adapters differ in (rank, alpha, kind): {sorted(shapes)}; one add_lora call "
+                         "adds them all alike, and only such adapters are saved")
+    rank, alpha, kind = shapes.pop()
+    return {"targets": sorted(adapted), "rank": rank, "alpha": alpha, "kind": kind}
+
+
+def restore_adapters(model: nn.Module, settings: dict[str, object]) -> nn.Module:
+    """Add the adapters that :func:`adapter_settings` described (their values are loaded afterwards)."""
+    add_lora(model, rank=settings["rank"], alpha=settings["alpha"], kind=settings["kind"],
+             targets=settings["targets"])
+    return model
+
+
 @torch.no_grad()
 def merge(model: nn.Module) -> nn.Module:
     """Fold every adapter into its Linear and put the plain (masked) Linear back; returns ``model``."""

@@ -103,9 +103,12 @@ def sweep(setup: Setup, methods: Sequence[str] = ("magnitude", "wanda", "sparseg
 
 def perp(setup: Setup, model: nn.Module, *, groups: Sequence[str] = PERP_GROUPS, steps: int | None = None,
          rank: int | None = None, lora_kind: str = "mask", lr: float | None = None, checkpointing: bool = False,
-         seed: int = 0, progress: bool = True) -> tuple[float, RetrainResult]:
+         seed: int = 0, progress: bool = True, merge_adapters: bool = True) -> tuple[float, RetrainResult]:
     """Retrain ``model`` in place with the budget's PERP settings (``None``: the budget's value; 0 is a value and
-    is refused by :func:`kit.perp.retrain`), merge the adapters; held-out perplexity after."""
+    is refused by :func:`kit.perp.retrain`), merge the adapters (unless ``merge_adapters=False``: to save them
+    with :func:`kit.hub.save` first); held-out perplexity after."""
+    if not isinstance(merge_adapters, bool):
+        raise TypeError(f"merge_adapters must be True or False; got {type(merge_adapters).__name__}")
     s = setup.settings
     steps = s["steps"] if steps is None else steps
     rank = s["rank"] if rank is None else rank
@@ -113,7 +116,8 @@ def perp(setup: Setup, model: nn.Module, *, groups: Sequence[str] = PERP_GROUPS,
     alpha = 2.0 * rank if isinstance(rank, (int, float)) and not isinstance(rank, bool) else rank
     result = retrain(model, setup.train, steps=steps, groups=groups, rank=rank, alpha=alpha, lora_kind=lora_kind,
                      lr=lr, batch_size=s["batch_size"], checkpointing=checkpointing, seed=seed, progress=progress)
-    merge(model)
+    if merge_adapters:
+        merge(model)
     return perplexity(model, setup.heldout), result
 
 
