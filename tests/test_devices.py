@@ -262,3 +262,20 @@ def test_fl_server_aggregation_has_no_host_sync(defence):
         guarded = guard(predictions, validate=False).value
     torch.testing.assert_close(value.sum(-1).cpu(), torch.ones(200), rtol=0, atol=1e-5)
     assert guarded.shape == (200, 10) and guard.weights.sum().item() == pytest.approx(1.0)
+
+
+def test_the_gpu_check_scripts_parse_and_the_device_run_calls_the_check(tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    scripts = [bench / n for n in ("gpu_check.sh", "gpu_bundle.sh", "gpu_device_run.sh")]
+    for script in scripts:
+        assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0, script
+    assert all(os.access(s, os.X_OK) for s in scripts[1:])
+    run = (bench / "gpu_device_run.sh").read_text()
+    # every bundle gpu_bundle.sh writes is unpacked, and the check is the one make gpu-check runs
+    assert "for bundle in .gpu/*.tar.xz" in run and "bash bench/gpu_check.sh" in run
+    bundle = (bench / "gpu_bundle.sh").read_text()
+    assert all(f".gpu/{name}.tar.xz" in bundle for name in ("site", "extra", "cp312"))
