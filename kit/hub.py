@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import prune
 
+from .pruning import apply_masks
 from .runs import as_if_written
 
 FORMAT = "kit.hub/1"
@@ -209,11 +209,11 @@ def save(model: nn.Module, folder: str | os.PathLike, *, method: str, build: Map
         if adapter_settings(base) is not None:
             raise ValueError("base must be the model before adapters were added; it has adapters")
     state, extra = _whole_state(model) if adapters is None else _adapter_state(model, build, adapters, base)
-    masks = sorted(k for k in state if k.endswith(MASK))
-    kept = sum(int(_mask_of(state, k, extra).count_nonzero()) for k in masks)
-    total = sum(_mask_of(state, k, extra).numel() for k in masks)
+    masks = {k: v for k, v in model.state_dict().items() if k.endswith(MASK)}
+    kept = sum(int(m.count_nonzero()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
     config = {"format": FORMAT, "kit_version": __version__, "model": dict(build), "method": method,
-              "parameters": parameters, "metrics": metrics, "masks": masks,
+              "parameters": parameters, "metrics": metrics, "masks": sorted(masks),
               "sparsity": 1 - kept / total if total else 0.0,
               "parameter_count": sum(p.numel() for p in model.parameters()), **extra,
               **({"constraints": regions} if regions else {}),
@@ -277,11 +277,6 @@ def _region_recipes(model: nn.Module, constraints: Mapping[str, Any] | torch.opt
 
 def _whole_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}, {}
-
-
-def _mask_of(state: Mapping[str, torch.Tensor], key: str, extra: Mapping[str, Any]) -> torch.Tensor:
-    shapes = extra.get("mask_shapes")
-    return state[key] if shapes is None else _unpack(state[key], shapes[key], key)
 
 
 def _pack(mask: torch.Tensor) -> torch.Tensor:
@@ -485,4 +480,4 @@ def _apply_mask(model: nn.Module, key: str, mask: torch.Tensor) -> None:
                          f"{tuple(weights.shape)}")
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError(f"mask {key} holds values other than 0 and 1")
-    prune.custom_from_mask(module, param, mask.to(weights.dtype))
+    apply_masks(model, {prefix: mask}, param=param)  # the kit's one mask mechanism, as pruning made them

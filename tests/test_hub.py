@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 import kit
-from kit import hub
+from kit import frankwolfe, hub
 from kit.language import CausalLM, TokenWindows, tiny_llama
 from kit.models import MLP
 from kit.operators import NPR, Heat
@@ -260,7 +260,7 @@ def test_packed_masks_unpack_to_the_same_bits(shape, seed):
 def test_an_sfw_model_is_saved_with_its_regions_as_they_are_now(tmp_path):
     torch.manual_seed(0)
     model = MLP((1, 8, 8), widths=(16,), num_classes=3)
-    opt = kit.frankwolfe.sfw_setup("k_support", width=5.0, k=0.25, by_dims={1: "l2"})(model)
+    opt = frankwolfe.sfw_setup("k_support", width=5.0, k=0.25, by_dims={1: "l2"})(model)
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 3, (32,))
     for _ in range(3):
         opt.zero_grad()
@@ -280,7 +280,7 @@ def test_an_sfw_model_is_saved_with_its_regions_as_they_are_now(tmp_path):
     # the rebuilt regions train the loaded model exactly as the originals train the original
     steps = []
     for net, regs in ((model, regions), (loaded.model, loaded.constraints)):
-        sfw = kit.frankwolfe.SFW(net.parameters(), [regs[n] for n, _ in net.named_parameters()], lr=0.1)
+        sfw = frankwolfe.SFW(net.parameters(), [regs[n] for n, _ in net.named_parameters()], lr=0.1)
         sfw.zero_grad()
         torch.nn.functional.cross_entropy(net(x), y).backward()
         sfw.step()
@@ -293,17 +293,19 @@ def test_bad_constraints_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="holds no regions"):
         hub.save(model, tmp_path / "x", method="sfw", constraints=torch.optim.SGD(model.parameters(), lr=0.1))
     with pytest.raises(ValueError, match="no parameters named"):
-        hub.save(model, tmp_path / "x", method="sfw", constraints={"nope": kit.frankwolfe.L2Ball((2,))})
+        hub.save(model, tmp_path / "x", method="sfw", constraints={"nope": frankwolfe.L2Ball((2,))})
     with pytest.raises(TypeError, match=r"must be a kit\.frankwolfe region"):
         hub.save(model, tmp_path / "x", method="sfw", constraints={"net.1.bias": "l2"})
     with pytest.raises(ValueError, match="has shape"):
-        hub.save(model, tmp_path / "x", method="sfw", constraints={"net.1.bias": kit.frankwolfe.L2Ball((3,))})
+        hub.save(model, tmp_path / "x", method="sfw", constraints={"net.1.bias": frankwolfe.L2Ball((3,))})
     assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
 
 
 def test_a_merlin_arthur_verifier_loads_back_with_its_backbone(tmp_path):
     torch.manual_seed(2)
-    arthur = kit.merlin_arthur.Arthur.build("mlp", (1, 8, 8), 3, widths=(16,))
+    from kit.merlin_arthur import Arthur
+
+    arthur = Arthur.build("mlp", (1, 8, 8), 3, widths=(16,))
     assert hub.recipe_of(arthur)["kwargs"]["backbone"]["build"] == "kit.models:MLP"
     loaded = hub.load(hub.save(arthur, tmp_path / "arthur", method="merlin_arthur", metrics={"completeness": 0.9}))
     x = torch.randn(4, 1, 8, 8)
