@@ -4,11 +4,14 @@ Part 1, speed: per region and rescaling mode, the time of ``optimizer.step()`` a
 training step (forward, backward, step), each divided by the same for torch.optim.SGD with momentum
 on the same MLP 784-300-100-10 and batch of 128, measured in one run with interleaved repetitions
 (medians). The fused C++ kernels of kit.frankwolfe.kernels are used when built (``fused_kernels``
-in the result; ``speed_torch_path`` repeats the measurement without them). Part 2, accuracy: SGD with momentum and
-weight decay against SFW over each region and rescaling mode on MNIST-5k, 3 seeds, and the
-first-layer weight statistics of tight regions (the settings of notebook 01 at the cpu budget). Part 3,
-at convergence: SGD and SFW over L2, L-inf, k-sparse and k-support for 40 epochs, each with its learning
-rate picked from a small grid by validation accuracy; test accuracy and the gap to SGD paired by seed.
+in the result; ``speed_torch_path`` repeats the measurement without them). ``kernels_per_step``: the
+kernels one step launches on an accelerator (counted on the meta device, so measured here too), for
+SGD and for SFW on its flat path (kit.frankwolfe.flat) and per parameter, on the three models. Part 2,
+accuracy: SGD with momentum and weight decay against SFW over each region and rescaling mode on
+MNIST-5k, 3 seeds, and the first-layer weight statistics of tight regions (the settings of notebook 01
+at the cpu budget). Part 3, at convergence: SGD and SFW over L2, L-inf, k-sparse and k-support for 40
+epochs, each with its learning rate picked from a small grid by validation accuracy; test accuracy and
+the gap to SGD paired by seed.
 
     python bench/frank_wolfe.py [--skip-accuracy] [--only converged] [--repeats 200]
 """
@@ -22,7 +25,7 @@ import torch
 from common import device, timed, use_device, write_result
 
 import kit
-from kit.frankwolfe import kernels
+from kit.frankwolfe import flat, kernels
 from kit.recipes import frank_wolfe as fwx
 
 TARGET_STEP = {"l1": 1.5, "l2": 1.5, "linf": 1.5, "k_sparse": 4.0, "k_support": 4.0}
@@ -97,10 +100,10 @@ def host_syncs(which: str = "mlp") -> dict:
     counts = {}
     for name in ["sgd", *TARGET_STEP]:
         net, opt = _setup(name, "gradient", build, on)
-        for _ in range(2):
+        for _ in range(2):  # the first step makes the momentum buffers, the second SFW's flat layout
             opt.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
+            opt.step()
         torch.cuda.synchronize()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -114,6 +117,37 @@ def host_syncs(which: str = "mlp") -> dict:
     return counts
 
 
+def kernel_ops(which: str) -> dict:
+    """Kernels one step launches on an accelerator, counted on the ``meta`` device (so on any machine): SGD
+    (foreach), and SFW per region and rescaling mode on the flat path and on the per-parameter path."""
+    _, _, _, build = SPEED_MODELS[which]
+    counts = {}
+    for rescale in ("diameter", "gradient"):
+        row = {}
+        for name in ["sgd", *TARGET_STEP]:
+            model, opt = _setup(name, rescale, build, torch.device("cpu"))
+            regions = None if name == "sgd" else [c for g in opt.param_groups for c in g["constraints"]]
+            model.to("meta")
+            for p in model.parameters():
+                p.grad = torch.empty_like(p)
+            row[name] = {}
+            for path, use in (("flat", True), ("per_parameter", False)):
+                if name == "sgd":
+                    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=True)
+                else:
+                    opt = kit.frankwolfe.SFW(model.parameters(), regions, lr=0.1, rescale=rescale)
+                with flat.forced(use):
+                    for _ in range(2):  # momentum buffers, then the flat layout
+                        opt.step()
+                    row[name][path] = sum(flat.count_kernel_ops(opt.step).values())
+            row[name] = row[name]["flat"] if name == "sgd" else row[name]
+        counts[rescale] = row
+        print(f"{which:8s} {rescale:9s} kernels per step: " + ", ".join(
+            f"{n} {c}" if n == "sgd" else f"{n} {c['flat']} (per parameter {c['per_parameter']})"
+            for n, c in row.items()))
+    return {"parameters": sum(1 for _ in build().parameters()), "counts": counts}
+
+
 def main() -> None:
     parser = common.parser()
     parser.add_argument("--skip-accuracy", action="store_true")
@@ -124,6 +158,7 @@ def main() -> None:
     keep = ("accuracy", "first_layer_weights_width_1", "converged", "verdicts")
     payload = {"model": "MLP 784-300-100-10", "batch": 128, "fused_kernels": kernels.enabled() and on.type == "cpu"}
     if args.only in (None, "speed"):
+        payload["kernels_per_step"] = {SPEED_MODELS[m][0]: kernel_ops(m) for m in SPEED_MODELS}
         payload["speed"] = speed(args.repeats)
         if kernels.enabled() and on.type == "cpu":  # the same measurement on the pure-torch path, for comparison
             with kernels.switched_off():
@@ -132,7 +167,7 @@ def main() -> None:
             payload["speed_large"] = {SPEED_MODELS[m][0]: speed(args.repeats, m) for m in ("mlp_1000", "resnet20")}
             payload["host_syncs_per_step"] = {SPEED_MODELS[m][0]: host_syncs(m) for m in SPEED_MODELS}
     else:
-        keep += ("speed", "speed_torch_path")
+        keep += ("speed", "speed_torch_path", "kernels_per_step")
     if args.only == "speed":
         keep += ("converged", "verdicts")
         write_result("frank_wolfe", payload, keep=keep)

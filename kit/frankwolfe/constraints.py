@@ -263,7 +263,8 @@ class Constraint(Rebuildable):
                              f"shape {tuple(out.shape)}, dtype {out.dtype}, device {out.device}")
         if not out.is_contiguous():
             raise ValueError("out must be contiguous (e.g. torch.empty_like(x))")
-        if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() and out.numel() > 0:
+        if out.numel() > 0 and out.device.type != "meta" and (  # meta tensors have no memory to share
+                out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()):
             raise ValueError("out shares memory with x; pass a separate tensor (the vertex overwrites out)")
 
     # -- what each region defines (called on checked input only)

@@ -25,7 +25,7 @@ from torch.optim import Optimizer
 
 from ..budget import reads_are_free
 from ..validate import check_choice, check_float, check_int
-from . import kernels
+from . import flat, kernels
 from .constraints import Constraint, Unconstrained
 from .regions import KINDS, build
 
@@ -192,19 +192,53 @@ class SFW(_ConstrainedOptimizer):
         check_choice(group["momentum_schedule"], "momentum_schedule", ("constant", "mokhtari"))
 
     def _update(self) -> None:
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             lr = group["lr"]
             if not 0.0 <= lr <= 1.0:
                 raise ValueError(f"SFW needs lr in [0, 1]; the group's lr is {lr}")
             pairs = [(p, c) for p, c in zip(group["params"], group["constraints"], strict=True) if p.grad is not None]
+            layout = self._flat_layout(index, pairs)  # before the momentum update, which then updates its buffer
             steps, norms = self._momentum(pairs, group)
             free = [(p, self.state[p]["momentum_buffer"]) for p, c in pairs if isinstance(c, Unconstrained)]
             if free:
                 torch._foreach_add_([p for p, _ in free], [m for _, m in free], alpha=-lr)
+            if layout is not None:
+                self._flat_frank_wolfe_update(layout, group)
+                continue
             bounded = [(p, c, self.state[p]["momentum_buffer"], t) for (p, c), t in zip(pairs, steps, strict=True)
                        if not isinstance(c, Unconstrained)]
             if bounded:
                 self._frank_wolfe_update(bounded, group, norms)
+
+    def _flat_layout(self, index: int, pairs: list) -> flat.FlatRegions | None:
+        """The group's flat buffers (kit.frankwolfe.flat) on an accelerator, once every bounded parameter has its
+        momentum buffer (the first step makes them); None on the CPU, where the fused kernels are faster."""
+        bounded = [(p, c) for p, c in pairs if not isinstance(c, Unconstrained)]
+        if not bounded or not flat.used_for(bounded[0][0]):
+            return None
+        params, regions = [p for p, _ in bounded], [c for _, c in bounded]
+        momenta = [self.state[p].get("momentum_buffer") for p in params]
+        if any(m is None for m in momenta) or not flat.suits(params):
+            return None
+        layouts = self.__dict__.setdefault("_flat", {})  # work buffers: never in the state dict
+        layout = layouts.get(index)
+        if layout is None or not layout.matches(params, regions, momenta):
+            layout = layouts[index] = flat.FlatRegions(params, regions, momenta)
+            for p, view in zip(params, layout.adopted, strict=True):
+                self.state[p]["momentum_buffer"] = view
+        return layout
+
+    def _flat_frank_wolfe_update(self, layout: flat.FlatRegions, group: dict) -> None:
+        layout.vertices()
+        lr = group["lr"]
+        if group["step_schedule"] == "decreasing":
+            layout.lerp_([1.0 / (self.state[p]["step"] + 1) for p in layout.params])
+        elif group["rescale"] == "gradient":
+            layout.lerp_(layout.gradient_steps(lr))
+        elif group["rescale"] == "diameter":
+            layout.lerp_([min(lr / c.diameter, 1.0) for c in layout.constraints])
+        else:
+            layout.lerp_([lr] * len(layout.params))
 
     def _frank_wolfe_update(self, items: list, group: dict, norms: dict) -> None:
         # multi-tensor ops over all layers and reused vertex buffers: the step costs close to SGD's
