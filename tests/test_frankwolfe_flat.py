@@ -177,6 +177,21 @@ def test_top_k_buckets_bound_the_padding():
     assert rows == sorted(sizes)  # every segment in exactly one row
 
 
+@pytest.mark.parametrize("kind", ["group_k_support", "lp", "nonnegative_k_sparse"])
+def test_sfw_step_over_regions_with_their_own_lmo_reads_nothing_on_the_host(kind):
+    """Regions outside the flat kinds run their own lmo in the step: on ``meta`` any host read would raise."""
+    torch.manual_seed(0)
+    model = MLP((1, 8, 8), (32,), 10)
+    regions = [c for g in sfw_setup(kind, width=5.0, k=0.5, p=3.0)(model).param_groups for c in g["constraints"]]
+    model.to("meta")
+    opt = SFW(model.parameters(), regions, lr=0.1, momentum=0.9, rescale="gradient")
+    for p in model.parameters():
+        p.grad = torch.empty_like(p)
+    for _ in range(3):
+        opt.step()
+    assert all(flat.kind_of(c) == "own" for c in regions) and len(opt._flat[0]._own) == len(regions)
+
+
 def test_flat_regions_refuse_what_they_cannot_hold():
     with pytest.raises(ValueError, match="one device and one dtype"):
         flat.FlatRegions([torch.zeros(2), torch.zeros(2, dtype=torch.float64)], [L2Ball((2,)), L2Ball((2,))],

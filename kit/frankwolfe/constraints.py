@@ -64,7 +64,7 @@ def _scratch(buffers: dict | None, name: str, like: torch.Tensor, dtype: torch.d
     return buf
 
 
-def _scaled(x: torch.Tensor, norm: torch.Tensor, radius: float, out: torch.Tensor) -> torch.Tensor:
+def scaled_to_radius(x: torch.Tensor, norm: torch.Tensor, radius: float, out: torch.Tensor) -> torch.Tensor:
     """-radius * x / norm into ``out`` (0 where norm <= EPS), without reading norm on the host."""
     scale = torch.where(norm > EPS, -radius / norm.clamp_min(EPS), torch.zeros_like(norm))
     return torch.mul(x, scale, out=out)
@@ -312,7 +312,7 @@ class L2Ball(Constraint):
         if kernels.applies(x, out):
             return kernels.l2_vertex(x, self.radius, out)
         if not reads_are_free(x):
-            return _scaled(x, x.norm(), self.radius, out)
+            return scaled_to_radius(x, x.norm(), self.radius, out)
         norm = float(x.norm())
         return out.zero_() if norm <= EPS else torch.mul(x, -self.radius / norm, out=out)
 
@@ -463,7 +463,7 @@ class KSupportBall(_TopKRegion):
             return kernels.topk_vertex(x, self.k, self.radius, True, out)
         top = torch.mul(x, top_k_indicator(x, self.k, self._buffers), out=out)  # x on the top k, 0 elsewhere
         if not reads_are_free(x):
-            return _scaled(top, top.norm(), self.radius, out)
+            return scaled_to_radius(top, top.norm(), self.radius, out)
         norm = float(top.norm())
         return out.zero_() if norm <= EPS else top.mul_(-self.radius / norm)
 

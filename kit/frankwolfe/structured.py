@@ -19,6 +19,7 @@ from numbers import Integral
 
 import torch
 
+from ..budget import reads_are_free
 from ..train import Callback, TrainState
 from ..validate import check_float, check_int
 from .constraints import (
@@ -30,6 +31,7 @@ from .constraints import (
     check_shape,
     ksupport_norm,
     resolve_k,
+    scaled_to_radius,
 )
 from .singular import top_k
 
@@ -78,6 +80,8 @@ class GroupKSupportBall(Constraint):
         order = torch.sort(g, descending=True, stable=True).indices[: self.k]
         keep = torch.zeros_like(g).index_fill_(0, order, 1.0)
         top = torch.mul(x, keep.view(self._group_shape), out=out)
+        if not reads_are_free(x):
+            return scaled_to_radius(top, top.norm(), self.radius, out)
         norm = float(top.norm())
         return out.zero_() if norm <= EPS else top.mul_(-self.radius / norm)
 
