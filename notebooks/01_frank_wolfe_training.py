@@ -60,9 +60,12 @@ lmo_step_figure(gradient=(1.0, 0.45), eta=0.5)
 # %% [markdown]
 # The whole update, as `kit.frankwolfe.SFW` does it for every layer at once: the vertex from each
 # region's LMO, the step size from the rescaling rule, then `theta <- (1 - eta) theta + eta v`.
+# (On a GPU the same update runs on one flat buffer per parameter group, `kit.frankwolfe.flat`, so
+# that a step launches a fixed number of kernels however many layers the network has.)
 
 # %%
 kit.show(kit.frankwolfe.SFW._frank_wolfe_update)
+kit.show(kit.frankwolfe.SFW._fixed_steps)
 
 # %% [markdown]
 # ## Regions for a whole network

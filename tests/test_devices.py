@@ -264,6 +264,17 @@ def test_fl_server_aggregation_has_no_host_sync(defence):
     assert guarded.shape == (200, 10) and guard.weights.sum().item() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("defence", ["mean", "median", "trimmed_mean"])
+def test_fl_server_aggregation_reads_nothing_on_the_host(defence):
+    """The same round on the ``meta`` device, so on any machine: tensors without data, any host read raises."""
+    honest = torch.softmax(torch.randn(6, 200, 10, generator=torch.Generator().manual_seed(0)), -1).to("meta")
+    guard = ExpGuard(defence, eta=1.0)
+    bad = attack("lma", honest, 2, generator=torch.Generator().manual_seed(1), validate=False)
+    predictions = torch.cat([honest, bad])
+    assert aggregate(defence, predictions, validate=False).value.shape == (200, 10)
+    assert guard(predictions, validate=False).value.shape == (200, 10) and guard.weights.shape == (8,)
+
+
 def test_the_gpu_check_scripts_parse_and_the_device_run_calls_the_check(tmp_path):
     import os
     import subprocess

@@ -228,35 +228,35 @@ class SFW(_ConstrainedOptimizer):
                 self.state[p]["momentum_buffer"] = view
         return layout
 
-    def _flat_frank_wolfe_update(self, layout: flat.FlatRegions, group: dict) -> None:
-        layout.vertices()
+    @staticmethod
+    def _fixed_steps(group: dict, regions: list[Constraint], steps: list[int]) -> list[float] | None:
+        """eta per parameter when it does not depend on the vertex: decreasing, diameter or plain lr (None for
+        gradient rescaling)."""
         lr = group["lr"]
         if group["step_schedule"] == "decreasing":
-            layout.lerp_([1.0 / (self.state[p]["step"] + 1) for p in layout.params])
-        elif group["rescale"] == "gradient":
-            layout.lerp_(layout.gradient_steps(lr))
-        elif group["rescale"] == "diameter":
-            layout.lerp_([min(lr / c.diameter, 1.0) for c in layout.constraints])
-        else:
-            layout.lerp_([lr] * len(layout.params))
+            return [1.0 / (t + 1) for t in steps]
+        if group["rescale"] == "gradient":
+            return None
+        if group["rescale"] == "diameter":
+            return [min(lr / c.diameter, 1.0) for c in regions]
+        return [lr] * len(regions)
+
+    def _flat_frank_wolfe_update(self, layout: flat.FlatRegions, group: dict) -> None:
+        layout.vertices()
+        etas = self._fixed_steps(group, layout.constraints, [self.state[p]["step"] for p in layout.params])
+        layout.lerp_(layout.gradient_steps(group["lr"]) if etas is None else etas)
 
     def _frank_wolfe_update(self, items: list, group: dict, norms: dict) -> None:
         # multi-tensor ops over all layers and reused vertex buffers: the step costs close to SGD's
         params = [p for p, _, _, _ in items]
         vertices = [c.lmo(m, out=self._buffer("vertex", p)) for p, c, m, _ in items]
-        lr = group["lr"]
-        if group["step_schedule"] == "decreasing":
-            etas = [1.0 / (t + 1) for _, _, _, t in items]
-        elif group["rescale"] == "gradient":
-            etas = self._gradient_steps(items, vertices, lr, norms)
+        etas = self._fixed_steps(group, [c for _, c, _, _ in items], [t for _, _, _, t in items])
+        if etas is None:
+            etas = self._gradient_steps(items, vertices, group["lr"], norms)
             if isinstance(etas, torch.Tensor):  # on an accelerator: step sizes stay on the device
                 for p, v, eta in zip(params, vertices, etas.to(params[0].dtype).unbind(), strict=True):
                     p.lerp_(v, eta)
                 return
-        elif group["rescale"] == "diameter":
-            etas = [min(lr / c.diameter, 1.0) for _, c, _, _ in items]
-        else:
-            etas = [lr] * len(items)
         torch._foreach_lerp_(params, vertices, etas)
 
     def _gradient_steps(self, items: list, vertices: list[torch.Tensor], lr: float,
