@@ -288,8 +288,8 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
         bad_step = torch.full((), -1, dtype=torch.int64, device=dev)
         bad_loss = torch.zeros((), dtype=torch.float32, device=dev)
         n_seen, counted = 0, 0
-        for batch in train_loader:
-            batch = batch if accelerator is not None else _to(batch, dev)
+        for loaded in train_loader:
+            batch = loaded if accelerator is not None else _to(loaded, dev)
             state.batch = batch
             if schedule is None:
                 state.lr = float(opt.param_groups[0]["lr"])
@@ -299,18 +299,19 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
                     group["lr"] = state.lr
             for cb in callbacks:
                 cb.before_step(state)
-            batch = state.batch  # a callback may replace the batch (e.g. show the model only chosen features)
+            replaced = state.batch is not batch  # a callback may replace the batch (e.g. show only chosen features)
+            batch = state.batch
             inputs, targets = batch[0], batch[1]
             opt.zero_grad(set_to_none=True)
             if state.step == 0:
                 output = _first_forward(model, inputs, "train_data")
-                if loss_fn is classification_loss:
-                    check_targets(output, targets, "train_data")
+                if loss_fn is classification_loss:  # the loader's targets where they are still on the host
+                    check_targets(output, targets if replaced else loaded[1], "train_data")
             else:
                 output = model(inputs)
             loss = loss_fn(output, targets)
             _note_nonfinite(loss, state.step, bad_step, bad_loss)
-            if state.step % check_every == 0:
+            if (state.step + 1) % check_every == 0:
                 _raise_nonfinite(bad_step, bad_loss, epoch, state.lr)
             if accelerator is not None:
                 accelerator.backward(loss)

@@ -264,6 +264,35 @@ def test_fl_server_aggregation_has_no_host_sync(defence):
     assert guarded.shape == (200, 10) and guard.weights.sum().item() == pytest.approx(1.0)
 
 
+class _Done(Exception):
+    """Raised after fit's last step, before the one read of its epoch."""
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "sfw_k_support", "sfw_l2"])
+def test_fit_steps_on_a_masked_model_read_nothing_on_the_host(optimizer):
+    """fit on the ``meta`` device (tensors without data: any read on the host raises), so on any machine: the
+    steps, including the first (targets checked on the loader's host copy), wait for nothing until step 50."""
+    torch.manual_seed(0)
+    model = MLP(6, (32, 32), 3)
+    pruning.apply_masks(model, pruning.global_magnitude_masks(model, 0.8))
+    regions = None if optimizer == "sgd" else [
+        c for g in sfw_setup(optimizer[4:], width=5.0, k=0.3)(model).param_groups for c in g["constraints"]]
+    model.to("meta")
+    opt = "sgd" if regions is None else SFW([p for p in model.parameters() if p.requires_grad], regions, lr=0.1)
+    steps = 12
+
+    class Stop(Callback):
+        def after_step(self, state):
+            if state.step == steps - 1:
+                raise _Done
+
+    stop = Stop()
+    with pytest.raises(_Done):
+        fit(model, blobs(16 * steps), epochs=1, lr=0.05, batch_size=16, progress=False, callbacks=[stop],
+            optimizer=opt)
+    assert model_device(model).type == "meta"
+
+
 @pytest.mark.parametrize("defence", ["mean", "median", "trimmed_mean"])
 def test_fl_server_aggregation_reads_nothing_on_the_host(defence):
     """The same round on the ``meta`` device, so on any machine: tensors without data, any host read raises."""
