@@ -25,6 +25,7 @@ import torch
 from common import device, timed, use_device, write_result
 
 import kit
+from kit.budget import count_kernel_ops
 from kit.frankwolfe import flat, kernels
 from kit.recipes import frank_wolfe as fwx
 
@@ -139,7 +140,7 @@ def kernel_ops(which: str) -> dict:
                 with flat.forced(use):
                     for _ in range(2):  # momentum buffers, then the flat layout
                         opt.step()
-                    row[name][path] = sum(flat.count_kernel_ops(opt.step).values())
+                    row[name][path] = sum(count_kernel_ops(opt.step).values())
             row[name] = row[name]["flat"] if name == "sgd" else row[name]
         counts[rescale] = row
         print(f"{which:8s} {rescale:9s} kernels per step: " + ", ".join(

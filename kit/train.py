@@ -7,9 +7,11 @@ no method writes its own loop. ``fit`` runs unchanged under HF Accelerate: pass 
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .budget import device_for, reads_are_free
+from .budget import KernelCounter, device_for, reads_are_free
 from .data import make_loader
 from .runs import Checkpoints, derive_seed
 from .schedules import Schedule, as_schedule
@@ -282,11 +284,8 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
         state.epoch = epoch
         model.train()
         start = time.perf_counter()
-        # float64 sums on the device: the same numbers as adding Python floats, step by step
-        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        losses = _LossLog(check_every, dev)
         correct = torch.zeros((), dtype=torch.int64, device=dev)
-        bad_step = torch.full((), -1, dtype=torch.int64, device=dev)
-        bad_loss = torch.zeros((), dtype=torch.float32, device=dev)
         n_seen, counted = 0, 0
         for loaded in train_loader:
             batch = loaded if accelerator is not None else _to(loaded, dev)
@@ -310,9 +309,10 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
             else:
                 output = model(inputs)
             loss = loss_fn(output, targets)
-            _note_nonfinite(loss, state.step, bad_step, bad_loss)
-            if (state.step + 1) % check_every == 0:
-                _raise_nonfinite(bad_step, bad_loss, epoch, state.lr)
+            n = targets.shape[0]
+            losses.add(loss, state.step, n)
+            if losses.full():
+                losses.read(epoch, state.lr)  # raises at the first non-finite loss
             if accelerator is not None:
                 accelerator.backward(loss)
             else:
@@ -322,8 +322,6 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
                 clip(model.parameters(), grad_clip)
             opt.step()
             state.output, state.loss_tensor = output.detach(), loss.detach()
-            n = targets.shape[0]
-            loss_sum += state.loss_tensor.double() * n
             n_seen += n
             if _counts_class(state.output, targets):
                 correct += (state.output.argmax(dim=-1) == targets).sum()
@@ -334,9 +332,9 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
             bar.update(1)
             if state.stop:
                 break
-        _raise_nonfinite(bad_step, bad_loss, epoch, state.lr)
+        losses.read(epoch, state.lr)
         record = {"epoch": epoch + 1, "step": state.step, "lr": state.lr,
-                  "train_loss": _mean_across(float(loss_sum), n_seen, accelerator),
+                  "train_loss": _mean_across(losses.total, n_seen, accelerator),
                   "train_accuracy": _mean_across(float(correct), counted, accelerator),
                   "seconds": time.perf_counter() - start}
         if val_loader is not None:
@@ -352,6 +350,40 @@ def fit(model: nn.Module, train_data: Dataset | DataLoader, *, epochs: int = 1, 
     for cb in callbacks:
         cb.on_fit_end(state)
     return history
+
+
+class _Stop(Exception):
+    pass
+
+
+def step_kernels(model: nn.Module, train_data: Dataset | DataLoader, *, step: int = 3, **options: Any) -> Counter:
+    """The kernels one of :func:`fit`'s training steps launches on an accelerator, by aten operator.
+
+    ``fit(copy of model on the meta device, train_data, **options)`` runs until step ``step`` (counted)
+    and stops before the epoch's end: meta tensors hold no data, so this counts on any machine, and any
+    read of a value on the host in those steps raises. ``step`` must lie below ``SYNC_EVERY``.
+    """
+    step = check_int(step, "step", low=0, high=SYNC_EVERY - 2)
+    counter, counting = KernelCounter(), []
+
+    class Count(Callback):
+        def before_step(self, state: TrainState) -> None:
+            if state.step == step:
+                counting.append(counter.__enter__())
+
+        def after_step(self, state: TrainState) -> None:
+            if state.step == step:
+                raise _Stop
+
+    meta = copy.deepcopy(model).to("meta")
+    try:
+        fit(meta, train_data, progress=False, callbacks=[*options.pop("callbacks", ()), Count()], **options)
+    except _Stop:
+        return counter.ops
+    finally:
+        if counting:  # the mode stays on torch's stack until left, whatever the step raised
+            counter.__exit__(None, None, None)
+    raise ValueError(f"step: fit ran fewer than {step + 1} steps on train_data; give more data or a lower step")
 
 
 def fit_resumable(model: nn.Module, train_data: Dataset | DataLoader, *, optimizer: torch.optim.Optimizer,
@@ -396,23 +428,43 @@ def fit_resumable(model: nn.Module, train_data: Dataset | DataLoader, *, optimiz
 SYNC_EVERY = 50  # steps between checks for a non-finite loss on an accelerator (a check waits for the device)
 
 
-def _note_nonfinite(loss: torch.Tensor, step: int, bad_step: torch.Tensor, bad_loss: torch.Tensor) -> None:
-    # the first non-finite loss's step and value, kept on the device without waiting for it
-    if reads_are_free(loss):  # check it right away
-        if not torch.isfinite(loss):
-            bad_step.fill_(step)
-            bad_loss.fill_(float(loss.detach()))
-        return
-    first = (bad_step < 0) & ~torch.isfinite(loss.detach())
-    bad_step.copy_(torch.where(first, step, bad_step))
-    bad_loss.copy_(torch.where(first, loss.detach().float(), bad_loss))
+class _LossLog:
+    """Each step's loss, kept on the device and read every ``every`` steps (at every step on the CPU, where a
+    read is free): the epoch's loss sum in float64, added step by step as Python floats would be, and the
+    first non-finite loss, found with its step. One kernel per step on an accelerator."""
 
+    def __init__(self, every: int, device: torch.device) -> None:
+        self.every = every
+        # float64 holds a float16/32/64 loss exactly (MPS has no float64)
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.window = None if reads_are_free(device) else torch.empty(every, dtype=dtype, device=device)
+        self.pending: list[tuple[int, int, float | None]] = []  # (step, batch size, value if read) not added yet
+        self.total = 0.0
 
-def _raise_nonfinite(bad_step: torch.Tensor, bad_loss: torch.Tensor, epoch: int, lr: float) -> None:
-    step = int(bad_step)
-    if step >= 0:
-        raise FloatingPointError(f"loss became {float(bad_loss)} at step {step} (epoch {epoch}); "
-                                 f"lower lr (now {lr:g}) or check the data")
+    def add(self, loss: torch.Tensor, step: int, n: int) -> None:
+        """Note the loss of ``step`` (a batch of ``n``)."""
+        if self.window is None:
+            self.pending.append((step, n, float(loss.detach())))
+        else:
+            self.window[len(self.pending)].copy_(loss.detach())
+            self.pending.append((step, n, None))
+
+    def full(self) -> bool:
+        """True when ``every`` losses wait to be read."""
+        return len(self.pending) >= self.every
+
+    def read(self, epoch: int, lr: float) -> None:
+        """Add the waiting losses to the total (one read of the device); raise at the first non-finite one."""
+        if not self.pending:
+            return
+        values = ([v for _, _, v in self.pending] if self.window is None
+                  else self.window[: len(self.pending)].tolist())
+        pending, self.pending = self.pending, []
+        for (step, n, _), value in zip(pending, values, strict=True):
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at step {step} (epoch {epoch}); "
+                                         f"lower lr (now {lr:g}) or check the data")
+            self.total += value * n
 
 
 def _mean_across(total: float, count: int, accelerator: Any) -> float:

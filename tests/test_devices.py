@@ -17,14 +17,14 @@ from torch.utils.data import TensorDataset
 
 import kit
 from kit import pruning
-from kit.budget import device_for, model_device, reads_are_free
+from kit.budget import count_kernel_ops, device_for, model_device, reads_are_free
 from kit.federated import ExpGuard, aggregate, attack
 from kit.frankwolfe import SFW, constraints_from_init, kernels, sfw_setup
 from kit.frankwolfe import constraints as constraints_mod
 from kit.frankwolfe import optimizers as optimizers_mod
 from kit.frankwolfe.regions import build
 from kit.models import MLP
-from kit.train import Callback, evaluate, fit
+from kit.train import Callback, evaluate, fit, step_kernels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="counts CUDA host synchronisations")
@@ -264,10 +264,6 @@ def test_fl_server_aggregation_has_no_host_sync(defence):
     assert guarded.shape == (200, 10) and guard.weights.sum().item() == pytest.approx(1.0)
 
 
-class _Done(Exception):
-    """Raised after fit's last step, before the one read of its epoch."""
-
-
 @pytest.mark.parametrize("optimizer", ["sgd", "sfw_k_support", "sfw_l2"])
 def test_fit_steps_on_a_masked_model_read_nothing_on_the_host(optimizer):
     """fit on the ``meta`` device (tensors without data: any read on the host raises), so on any machine: the
@@ -275,22 +271,37 @@ def test_fit_steps_on_a_masked_model_read_nothing_on_the_host(optimizer):
     torch.manual_seed(0)
     model = MLP(6, (32, 32), 3)
     pruning.apply_masks(model, pruning.global_magnitude_masks(model, 0.8))
-    regions = None if optimizer == "sgd" else [
-        c for g in sfw_setup(optimizer[4:], width=5.0, k=0.3)(model).param_groups for c in g["constraints"]]
-    model.to("meta")
-    opt = "sgd" if regions is None else SFW([p for p in model.parameters() if p.requires_grad], regions, lr=0.1)
-    steps = 12
+    if optimizer == "sgd":
+        factory = "sgd"
+    else:
+        regions = [c for g in sfw_setup(optimizer[4:], width=5.0, k=0.3)(model).param_groups for c in g["constraints"]]
 
-    class Stop(Callback):
-        def after_step(self, state):
-            if state.step == steps - 1:
-                raise _Done
+        def factory(params):
+            return SFW(params, regions, lr=0.1)
 
-    stop = Stop()
-    with pytest.raises(_Done):
-        fit(model, blobs(16 * steps), epochs=1, lr=0.05, batch_size=16, progress=False, callbacks=[stop],
-            optimizer=opt)
-    assert model_device(model).type == "meta"
+    first = step_kernels(model, blobs(16 * 12), step=0, batch_size=16, optimizer=factory)
+    later = step_kernels(model, blobs(16 * 12), step=11, batch_size=16, optimizer=factory)
+    assert first["addmm.default"] == later["addmm.default"] == 3  # the three layers ran forward, on a meta copy
+    assert model_device(model).type == "cpu"
+
+
+def test_fit_adds_five_kernels_to_a_training_step():
+    """Loss (one copy into a window read every 50 steps, non-finite check included) and accuracy (argmax, eq,
+    sum, add) are all fit adds per step on an accelerator to forward, backward and the optimizer's step."""
+    torch.manual_seed(0)
+    model = MLP(6, (32, 32), 3)
+    fitted = step_kernels(model, blobs(16 * 12), step=5, batch_size=16, optimizer="sgd", momentum=0.9)
+    bare = model.to("meta")
+    opt = torch.optim.SGD(bare.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(16, 6, device="meta"), torch.randint(0, 3, (16,), device="meta")
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(bare(x), y).backward()
+        opt.step()
+
+    step()  # momentum buffers
+    assert sum(fitted.values()) - sum(count_kernel_ops(step).values()) == 5
 
 
 @pytest.mark.parametrize("defence", ["mean", "median", "trimmed_mean"])

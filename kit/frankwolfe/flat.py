@@ -14,12 +14,10 @@ its per-parameter path).
 from __future__ import annotations
 
 import itertools
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..budget import reads_are_free
 from .constraints import EPS, Constraint, KSparsePolytope, KSupportBall, L1Ball, L2Ball, LinfBall
@@ -30,8 +28,6 @@ KIND_ORDER = ("linf", "l2", "top_k", "own")  # the order of the kinds' slices in
 FLAT_DTYPES = (torch.float32, torch.float64)
 PAD_SLACK = 2  # a top-k bucket pads its rows to its widest segment while that costs at most 2x its entries
 PAD_FREE = 1 << 23  # ... or at most this many entries in all (32 MiB in float32)
-
-NO_KERNEL = ("empty", "detach", "lift_fresh", "scalar_tensor", "_record_function")
 
 _switch: dict = {"use": None}  # None: on accelerators only; True / False: always / never (to compare paths)
 
@@ -225,26 +221,3 @@ def flat_vertices(constraints: Sequence[Constraint], xs: Sequence[torch.Tensor])
     layout = FlatRegions([torch.empty_like(x) for x in xs], constraints, xs)
     by_id = {id(p): v for p, v in zip(layout.params, layout.vertices(), strict=True)}
     return [by_id[id(p)].clone() for p in layout.given[0]]
-
-
-class _Dispatched(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: Counter = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        # views, allocations, wrapped Python numbers and profiler marks launch nothing
-        if not (func.is_view or func.__name__.startswith(NO_KERNEL)):
-            self.ops[func.__name__] += 1
-        return func(*args, **(kwargs or {}))
-
-
-def count_kernel_ops(fn: Callable[[], object]) -> Counter:
-    """The aten operators ``fn`` dispatches that run a kernel (views and allocations left out), by name.
-
-    On a GPU each launches at least one kernel, whose host-side cost (a few microseconds) dominates
-    small steps; run on the ``meta`` device this counts them on a CPU.
-    """
-    with _Dispatched() as seen:
-        fn()
-    return seen.ops
