@@ -363,7 +363,13 @@ def step_kernels(model: nn.Module, train_data: Dataset | DataLoader, *, step: in
     and stops before the epoch's end: meta tensors hold no data, so this counts on any machine, and any
     read of a value on the host in those steps raises. ``step`` must lie below ``SYNC_EVERY``.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     step = check_int(step, "step", low=0, high=SYNC_EVERY - 2)
+    steps = len(_as_loader(train_data, options.get("batch_size", 128), False, 0, "train_data"))
+    if step >= steps:  # the epoch's end reads its numbers, which meta tensors do not have
+        raise ValueError(f"step: train_data gives {steps} steps in an epoch, fewer than {step + 1}; give more data "
+                         f"or a lower step")
     counter, counting = KernelCounter(), []
 
     class Count(Callback):
@@ -379,11 +385,13 @@ def step_kernels(model: nn.Module, train_data: Dataset | DataLoader, *, step: in
     try:
         fit(meta, train_data, progress=False, callbacks=[*options.pop("callbacks", ()), Count()], **options)
     except _Stop:
-        return counter.ops
+        pass
     finally:
         if counting:  # the mode stays on torch's stack until left, whatever the step raised
             counter.__exit__(None, None, None)
-    raise ValueError(f"step: fit ran fewer than {step + 1} steps on train_data; give more data or a lower step")
+    if not counting:
+        raise ValueError(f"step: fit stopped before step {step} (a callback stopped it); give a lower step")
+    return counter.ops
 
 
 def fit_resumable(model: nn.Module, train_data: Dataset | DataLoader, *, optimizer: torch.optim.Optimizer,

@@ -285,6 +285,17 @@ def test_fit_steps_on_a_masked_model_read_nothing_on_the_host(optimizer):
     assert model_device(model).type == "cpu"
 
 
+def test_step_kernels_refuses_a_step_it_cannot_count():
+    model = MLP(6, (8,), 3)
+    with pytest.raises(ValueError, match="step"):
+        step_kernels(model, blobs(32), step=49)  # the 50th step reads the losses
+    with pytest.raises(ValueError, match="2 steps in an epoch, fewer than 5"):
+        step_kernels(model, blobs(32), step=4, batch_size=16)
+    with pytest.raises(TypeError, match="model"):
+        step_kernels("mlp", blobs(32))
+    assert model_device(model).type == "cpu" and not torch._C._is_torch_function_mode_enabled()
+
+
 def test_fit_adds_five_kernels_to_a_training_step():
     """Loss (one copy into a window read every 50 steps, non-finite check included) and accuracy (argmax, eq,
     sum, add) are all fit adds per step on an accelerator to forward, backward and the optimizer's step."""
