@@ -38,9 +38,10 @@ tour: $(STAMP)
 test: $(STAMP) lint
 	KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest --nbval-lax tests notebooks
 
-## make claims: the claim tests again at one intra-op thread (make test runs them at the default count)
+## make claims: the claim tests again at one intra-op thread (make test runs them at the default count),
+## on two single-thread workers (no oversubscription; a test file stays on one worker, its fixtures load once)
 claims: $(STAMP)
-	OMP_NUM_THREADS=1 KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest tests/test_*claim*.py
+	OMP_NUM_THREADS=1 KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest -n 2 --dist loadfile tests/test_*claim*.py
 
 ## make browser: JupyterLab in headless chromium: every notebook run, its widgets moved (reports/browser/)
 browser: $(STAMP)
