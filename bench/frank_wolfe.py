@@ -33,7 +33,8 @@ TARGET_STEP = {"l1": 1.5, "l2": 1.5, "linf": 1.5, "k_sparse": 4.0, "k_support": 
 TARGET_TRAIN_STEP = {"l1": 1.1, "l2": 1.1, "linf": 1.1, "k_sparse": 1.5, "k_support": 1.5}
 
 
-# the models the speed part measures: the cpu budget's MLP; on CUDA also the paper-sized MLP and ResNet-20
+# the models the speed part measures: the cpu budget's MLP; on CUDA also the paper-sized MLP and ResNet-20 (and
+# ResNet-20 once more on the per-parameter path, to see what the flat path gains)
 SPEED_MODELS = {
     "mlp": ("MLP 784-300-100-10", (1, 28, 28), 128, lambda: kit.models.MLP()),
     "mlp_1000": ("MLP 784-1000-1000-10", (1, 28, 28), 512, lambda: kit.models.MLP(widths=(1000, 1000))),
@@ -166,6 +167,8 @@ def main() -> None:
                 payload["speed_torch_path"] = speed(args.repeats)
         if on.type == "cuda":  # the paper-sized models at batch 512, and the host syncs of a step
             payload["speed_large"] = {SPEED_MODELS[m][0]: speed(args.repeats, m) for m in ("mlp_1000", "resnet20")}
+            with flat.forced(False):  # the per-parameter path on the model with most parameters, for comparison
+                payload["speed_resnet20_per_parameter"] = speed(args.repeats, "resnet20")
             payload["host_syncs_per_step"] = {SPEED_MODELS[m][0]: host_syncs(m) for m in SPEED_MODELS}
     else:
         keep += ("speed", "speed_torch_path", "kernels_per_step")
