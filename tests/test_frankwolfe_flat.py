@@ -10,7 +10,9 @@ its kernel count does not grow with the number of layers.
 from __future__ import annotations
 
 import copy
+import gc
 import io
+import weakref
 
 import pytest
 import torch
@@ -142,6 +144,24 @@ def test_sfw_on_the_flat_path_takes_the_per_parameter_steps(device, rescale, sch
             torch.testing.assert_close(got.detach().cpu(), want.detach(), rtol=1e-9, atol=1e-12)
     assert hasattr(optimizers[1], "_flat") and not hasattr(optimizers[0], "_flat")
     assert all(float((p.detach() - s).abs().max()) > 1e-3 for p, s in zip(reference.parameters(), start, strict=True))
+
+
+def test_the_flat_layout_holds_the_momenta_once():
+    """The optimizer's momentum buffers become views of the flat buffer; the buffers they replace are freed."""
+    torch.manual_seed(0)
+    model = MLP((1, 6, 6), (16,), 3)
+    opt = SFW(model.parameters(), [L2Ball(p.shape, 1.0) for p in model.parameters()], lr=0.1)
+    x, y = torch.rand(8, 1, 6, 6), torch.randint(0, 3, (8,))
+    with flat.forced():
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()  # makes the momentum buffers
+        first = [weakref.ref(opt.state[p]["momentum_buffer"]) for p in model.parameters()]
+        opt.step()  # builds the layout, which copies them in
+    gc.collect()
+    assert all(ref() is None for ref in first)
+    layout = opt._flat[0]
+    storage = layout.momentum.untyped_storage().data_ptr()
+    assert all(opt.state[p]["momentum_buffer"].untyped_storage().data_ptr() == storage for p in model.parameters())
 
 
 def _meta_step_ops(kind: str, rescale: str | None, depth: int) -> int:

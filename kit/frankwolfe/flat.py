@@ -76,7 +76,8 @@ class FlatRegions:
             raise ValueError("params, constraints and momenta must be non-empty and of one length")
         if not suits(params):
             raise ValueError("FlatRegions needs parameters of one device and one dtype (float32 or float64)")
-        self.given = (list(params), list(constraints), list(momenta), [_region_key(c) for c in constraints])
+        # (not the momenta: the caller replaces them by views, and holding them would keep their memory)
+        self.given = (list(params), list(constraints), [_region_key(c) for c in constraints])
         order = sorted(range(len(params)), key=lambda i: (KIND_ORDER.index(kind_of(constraints[i])),
                                                           -params[i].numel()))
         self.params = [params[i] for i in order]
@@ -154,7 +155,7 @@ class FlatRegions:
     def matches(self, params: Sequence[torch.Tensor], constraints: Sequence[Constraint],
                 momenta: Sequence[torch.Tensor | None]) -> bool:
         """True while this layout still describes these parameters, regions (radius, k) and momentum buffers."""
-        given_p, given_c, _, keys = self.given
+        given_p, given_c, keys = self.given
         return (len(params) == len(given_p)
                 and all(a is b for a, b in zip(params, given_p, strict=True))
                 and all(a is b for a, b in zip(constraints, given_c, strict=True))
