@@ -64,10 +64,14 @@ def _scratch(buffers: dict | None, name: str, like: torch.Tensor, dtype: torch.d
     return buf
 
 
+def radius_scale(norm: torch.Tensor, radius: float | torch.Tensor) -> torch.Tensor:
+    """-radius / norm, 0 where norm <= EPS (no direction), computed on the device without reading norm."""
+    return torch.where(norm > EPS, -radius / norm.clamp_min(EPS), 0.0)
+
+
 def scaled_to_radius(x: torch.Tensor, norm: torch.Tensor, radius: float, out: torch.Tensor) -> torch.Tensor:
     """-radius * x / norm into ``out`` (0 where norm <= EPS), without reading norm on the host."""
-    scale = torch.where(norm > EPS, -radius / norm.clamp_min(EPS), torch.zeros_like(norm))
-    return torch.mul(x, scale, out=out)
+    return torch.mul(x, radius_scale(norm, radius), out=out)
 
 
 def _signed_vertex(x: torch.Tensor, index: torch.Tensor, value: float, out: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import torch
 
 from ..budget import reads_are_free
-from .constraints import EPS, Constraint, KSparsePolytope, KSupportBall, L1Ball, L2Ball, LinfBall
+from .constraints import Constraint, KSparsePolytope, KSupportBall, L1Ball, L2Ball, LinfBall, radius_scale
 
 # exact classes: a subclass may define other vertices, so it keeps its own lmo
 FLAT_KINDS = {LinfBall: "linf", L2Ball: "l2", L1Ball: "top_k", KSparsePolytope: "top_k", KSupportBall: "top_k"}
@@ -113,7 +113,7 @@ class FlatRegions:
             self._linf = (starts[a], starts[b], a, b, [-c.radius for c in self.constraints[a:b]])
         if "l2" in spans:
             a, b = spans["l2"]
-            self._l2 = (starts[a], starts[b], a, b, (-radii[a:b]).to(like.device),
+            self._l2 = (starts[a], starts[b], a, b, radii[a:b].to(like.device),
                         (segment[starts[a]:starts[b]] - a).to(like.device))
         if "top_k" in spans:
             a, b = spans["top_k"]
@@ -148,6 +148,7 @@ class FlatRegions:
             "columns": torch.arange(self.params[rows[0]].numel()).to(device),
             "k": kmax,
             "keep": (torch.arange(kmax)[None, :] < torch.tensor(ks)[:, None]).to(device),
+            "radius": radii[rows][:, None].to(device),
             "neg_radius": (-radii[rows])[:, None].to(device),
             "support": torch.tensor([type(self.constraints[i]) is KSupportBall for i in rows])[:, None].to(device),
         }
@@ -171,9 +172,9 @@ class FlatRegions:
             torch.sign(m[a:b], out=v[a:b])
             torch._foreach_mul_(self.vertex_views[first:stop], neg_radii)
         if self._l2 is not None:
-            a, b, first, stop, neg_radius, local = self._l2
+            a, b, first, stop, radius, local = self._l2
             norms = torch.stack(torch._foreach_norm(self.momentum_views[first:stop]))
-            scale = torch.where(norms > EPS, neg_radius / norms.clamp_min(EPS), 0.0)
+            scale = radius_scale(norms, radius)
             torch.mul(m[a:b], scale.index_select(0, local), out=v[a:b])
         if self._top_span is not None:
             a, b = self._top_span
@@ -198,7 +199,7 @@ class FlatRegions:
             where = torch.where(bucket["keep"] & (ranked < length), start + ranked, self.n)
         x = m.take(where)  # the top entries; 0 past a row's k
         norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-        support = x * torch.where(norms > EPS, bucket["neg_radius"] / norms.clamp_min(EPS), 0.0)
+        support = x * radius_scale(norms, bucket["radius"])
         values = torch.where(bucket["support"], support, torch.sign(x).mul_(bucket["neg_radius"]))
         v.index_put_((where.view(-1),), values.view(-1))
 
