@@ -10,8 +10,10 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
+from by_hand import project_l1_by_hand, project_simplex_by_hand, quadratic_model_fw
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -19,7 +21,7 @@ import kit
 from kit import pruning
 from kit.budget import count_kernel_ops, device_for, model_device, reads_are_free
 from kit.federated import ExpGuard, aggregate, attack
-from kit.frankwolfe import SFW, constraints_from_init, kernels, sfw_setup
+from kit.frankwolfe import SFW, AdaGradSFW, ProjectedSGD, constraints_from_init, kernels, sfw_setup
 from kit.frankwolfe import constraints as constraints_mod
 from kit.frankwolfe import optimizers as optimizers_mod
 from kit.frankwolfe.regions import build
@@ -194,6 +196,66 @@ def test_sfw_steps_on_the_device_match_sfw_by_hand(kind, device, lmo_path):
         torch.testing.assert_close(got.detach().double().cpu(), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["l1", "l2", "linf", "simplex"])
+@pytest.mark.parametrize("scale", [0.02, 3.0])  # inside the ball (not the simplex) and far outside
+def test_projections_on_the_device_match_the_projection_by_hand(kind, scale, device, lmo_path):
+    x = torch.randn(50, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * scale
+    r = 1.7
+    got = build(kind, torch.Size((50,)), r).project(x.to(device))
+    a = x.numpy()
+    expected = {"l1": lambda: project_l1_by_hand(a, r), "simplex": lambda: project_simplex_by_hand(a, r),
+                "l2": lambda: a * min(1.0, r / np.linalg.norm(a)), "linf": lambda: np.clip(a, -r, r)}[kind]()
+    assert got.device.type == device.type
+    np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_adagrad_sfw_on_the_device_matches_adagrad_fw_by_hand(device, lmo_path):
+    """Three AdaGrad-SFW steps of four inner Frank-Wolfe steps each in the L1 ball (on an accelerator the step
+    sizes stay on the device and every inner step runs) against line searches done by a scalar minimizer."""
+    g = torch.Generator().manual_seed(2)
+    theta = 0.1 * torch.randn(12, generator=g, dtype=torch.float64)
+    grads = [torch.randn(12, generator=g, dtype=torch.float64) for _ in range(3)]
+    r, lr, beta, delta = 1.0, 0.2, 0.5, 1e-8
+    p = nn.Parameter(theta.clone().to(device))
+    opt = AdaGradSFW([p], [build("l1", p.shape, r)], lr=lr, momentum=beta, inner_steps=4, delta=delta)
+
+    def l1_vertex(x):
+        v = np.zeros_like(x)
+        i = int(np.abs(x).argmax())
+        v[i] = -r * np.sign(x[i])
+        return v
+
+    want, m, squares = theta.numpy(), None, np.zeros(12)
+    for grad in grads:
+        p.grad = grad.to(device)
+        opt.step()
+        a = grad.numpy()
+        squares = squares + a * a
+        m = a if m is None else beta * m + (1 - beta) * a
+        want = quadratic_model_fw(want, m, np.sqrt(squares) + delta, lr, l1_vertex, inner_steps=4)
+    assert np.abs(want - theta.numpy()).max() > 0.1
+    np.testing.assert_allclose(p.detach().cpu().numpy(), want, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad_sfw", "projected_sgd"])
+@pytest.mark.parametrize("kind", ["l1", "l2", "linf", "simplex"])
+def test_adagrad_sfw_and_projected_sgd_steps_read_nothing_on_the_host(optimizer, kind):
+    """Both optimizers' steps on the ``meta`` device, so on any machine: any read on the host raises."""
+    model = nn.Linear(6, 3).to("meta")
+    regions = [build(kind, p.shape, 1.0) for p in model.parameters()]
+    opt = (AdaGradSFW(model.parameters(), regions, lr=0.1, momentum=0.5) if optimizer == "adagrad_sfw"
+           else ProjectedSGD(model.parameters(), regions, lr=0.1, momentum=0.9))
+
+    def step():
+        for p in model.parameters():
+            p.grad = torch.randn_like(p)
+        opt.step()
+
+    step()  # the first step makes the optimizer's state
+    counts = count_kernel_ops(step)
+    assert counts and all(p.device.type == "meta" for p in model.parameters())
+
+
 # ---------------------------------------------------------------- no host syncs on CUDA
 
 class _NoSync:
@@ -216,6 +278,25 @@ def test_sfw_step_has_no_host_sync(kind, rescale):
     opt = sfw_setup(kind, width=10.0, lr=0.1, rescale=rescale, k=0.05)(model)
     x, y = torch.rand(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
     for _ in range(2):  # the first step creates the momentum buffers
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    with _NoSync():
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+@needs_cuda
+@pytest.mark.parametrize("optimizer", ["adagrad_sfw", "projected_sgd"])
+def test_adagrad_sfw_and_projected_sgd_steps_have_no_host_sync(optimizer):
+    torch.manual_seed(0)
+    model = MLP((1, 28, 28), (300, 100), 10).cuda()
+    regions = [build("l1", p.shape, 50.0) for p in model.parameters()]
+    opt = (AdaGradSFW(model.parameters(), regions, lr=0.1, momentum=0.5) if optimizer == "adagrad_sfw"
+           else ProjectedSGD(model.parameters(), regions, lr=0.1, momentum=0.9))
+    x, y = torch.rand(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
+    for _ in range(2):  # the first step creates the optimizer's state
         opt.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()

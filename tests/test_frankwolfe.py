@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from by_hand import project_l1_by_hand, project_simplex_by_hand, quadratic_model_fw
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from scipy.optimize import brentq, minimize, minimize_scalar
+from scipy.optimize import brentq, minimize
 from torch import nn
 
 from kit.data import load
@@ -144,19 +145,6 @@ def ksupport_dual_brute_force(x: np.ndarray, k: int) -> float:
         top = np.sort(y * y)[::-1][:k].sum()
         best = max(best, float(x @ y) / max(1.0, math.sqrt(top)))
     return best
-
-
-def project_l1_by_hand(x: np.ndarray, r: float) -> np.ndarray:
-    a = np.abs(x)
-    if a.sum() <= r:
-        return x.copy()
-    theta = brentq(lambda t: np.maximum(a - t, 0.0).sum() - r, 0.0, a.max(), xtol=1e-15)
-    return np.sign(x) * np.maximum(a - theta, 0.0)
-
-
-def project_simplex_by_hand(x: np.ndarray, r: float) -> np.ndarray:
-    theta = brentq(lambda t: np.maximum(x - t, 0.0).sum() - r, x.min() - r - 1.0, x.max(), xtol=1e-15)
-    return np.maximum(x - theta, 0.0)
 
 
 def vertices(kind: str, n: int, r: float, k: int = 1) -> torch.Tensor:
@@ -1088,14 +1076,7 @@ def test_sfw_rejects_unknown_options():
 
 def quadratic_model_step(theta, m, h, lr, vertex):
     """One FW step on Q(y) = <m, y - theta> + ||y - theta||_H^2 / (2 lr) toward ``vertex``, by a scalar search."""
-    d = vertex - theta
-
-    def q(gamma):
-        y = theta + gamma * d
-        return float(m @ (y - theta) + ((y - theta) ** 2 * h).sum() / (2 * lr))
-
-    gamma = minimize_scalar(q, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-13}).x
-    return theta + gamma * d
+    return quadratic_model_fw(theta, m, h, lr, lambda grad: vertex, inner_steps=1)
 
 
 def test_adagrad_sfw_one_step_by_hand():

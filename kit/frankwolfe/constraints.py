@@ -327,6 +327,8 @@ class L2Ball(Constraint):
         return 2.0
 
     def _project(self, x):
+        if not reads_are_free(x):
+            return x * (self.radius / x.norm().clamp_min(self.radius))  # a factor of 1 inside the ball
         return self._make_feasible(x)
 
 
@@ -354,14 +356,24 @@ class LinfBall(Constraint):
 def project_l1(x: torch.Tensor, radius: float) -> torch.Tensor:
     """Euclidean projection onto the L1 ball (Duchi et al. 2008, by sorting)."""
     flat = x.flatten()
-    if flat.abs().sum() <= radius:
+    on_host = reads_are_free(x)
+    if on_host and flat.abs().sum() <= radius:
         return x.clone()
     u = flat.abs().sort(descending=True).values
-    css = u.cumsum(0)
+    excess = u.cumsum(0) - radius
     ks = torch.arange(1, u.numel() + 1, device=x.device, dtype=u.dtype)
-    rho = torch.nonzero(u * ks > css - radius).max()
-    theta = (css[rho] - radius) / (rho + 1)
+    theta = _threshold_at_last(u * ks > excess, excess)
+    if not on_host:
+        theta = theta.clamp_min(0)  # inside the ball theta <= 0, and x stays where it is
     return (torch.sign(flat) * (flat.abs() - theta).clamp_min(0)).view_as(x)
+
+
+def _threshold_at_last(holds: torch.Tensor, excess: torch.Tensor) -> torch.Tensor:
+    """excess[rho] / (rho + 1) at the last index rho where ``holds`` (the sorting projections' rule), as a
+    tensor: nothing is read on the host, so an accelerator does not wait."""
+    positions = torch.arange(1, holds.numel() + 1, device=holds.device)
+    rho = torch.where(holds, positions, 0).amax().sub(1).clamp_min(0)
+    return excess.gather(0, rho.reshape(1))[0] / (rho + 1)
 
 
 class L1Ball(Constraint):
@@ -577,11 +589,9 @@ def project_simplex(x: torch.Tensor, radius: float) -> torch.Tensor:
     """Euclidean projection onto {x >= 0, sum x = radius} (by sorting)."""
     flat = x.flatten()
     u = flat.sort(descending=True).values
-    css = u.cumsum(0) - radius
+    excess = u.cumsum(0) - radius
     ks = torch.arange(1, u.numel() + 1, device=x.device, dtype=u.dtype)
-    rho = torch.nonzero(u - css / ks > 0).max()
-    theta = css[rho] / (rho + 1)
-    return (flat - theta).clamp_min(0).view_as(x)
+    return (flat - _threshold_at_last(u - excess / ks > 0, excess)).clamp_min(0).view_as(x)
 
 
 class ProbabilitySimplex(Constraint):

@@ -340,18 +340,36 @@ class AdaGradSFW(_ConstrainedOptimizer):
             if isinstance(c, Unconstrained):
                 p.addcdiv_(m, h, value=-lr)
                 continue
-            y = p.clone()
-            for _ in range(group["inner_steps"]):
-                grad_q = m + (y - p) * h / lr
-                d = c.lmo(grad_q) - y
-                curvature = float((d * d * h).sum()) / lr
-                if curvature <= 0:
-                    break
-                gamma = min(max(float(-(grad_q * d).sum()) / curvature, 0.0), 1.0)
-                if gamma == 0.0:
-                    break
-                y.add_(d, alpha=gamma)
-            p.copy_(y)
+            p.copy_(_adagrad_fw(p, m, h, lr, c, group["inner_steps"]))
+
+
+def _adagrad_fw(p: torch.Tensor, m: torch.Tensor, h: torch.Tensor, lr: float, region: Constraint,
+                inner_steps: int) -> torch.Tensor:
+    """Frank-Wolfe with exact line search on q(y) = <m, y - p> + ||y - p||_H^2 / (2 lr) over the region.
+
+    On the CPU it stops at the first step of size 0; on an accelerator the step size stays on the device
+    and the loop runs all ``inner_steps`` (a step of size 0 leaves y, so the next one is 0 too: same y).
+    """
+    y = p.clone()
+    on_host = reads_are_free(p)
+    for _ in range(inner_steps):
+        grad_q = m + (y - p) * h / lr
+        d = region.lmo(grad_q) - y
+        if on_host:
+            curvature = float((d * d * h).sum()) / lr
+            if curvature <= 0:
+                break
+            gamma = min(max(float(-(grad_q * d).sum()) / curvature, 0.0), 1.0)
+            if gamma == 0.0:
+                break
+            y.add_(d, alpha=gamma)
+        else:
+            # curvature is 0 only where d is 0 (h > 0), where any step leaves y as it is
+            curvature = (d * d * h).sum() / lr
+            slope = -(grad_q * d).sum()
+            gamma = torch.where(curvature > 0, slope / curvature.clamp_min(torch.finfo(y.dtype).tiny), 0.0)
+            y.add_(d * gamma.clamp(0.0, 1.0))
+    return y
 
 
 class ProjectedSGD(_ConstrainedOptimizer):
