@@ -121,7 +121,9 @@ def write_result(name: str, payload: dict, keep: tuple[str, ...] = (), budget: s
         for key in keep:
             if key not in payload and key in previous:
                 payload[key] = previous[key]
-                payload.setdefault("carried_over", {})[key] = previous.get("machine", {}).get("date")
+                # a part kept twice keeps the date it was measured, not the date of the run that kept it
+                when = (previous.get("carried_over") or {}).get(key) or previous.get("machine", {}).get("date")
+                payload.setdefault("carried_over", {})[key] = when
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
             "machine": platform.machine(), "python": platform.python_version(),
             **_device_facts(on), "date": time.strftime("%Y-%m-%d %H:%M:%S")}

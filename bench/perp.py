@@ -128,9 +128,8 @@ def main() -> None:
     use_device(args.device)
     if args.only == "verdicts":
         previous = json.loads((RESULTS / "perp.json").read_text())
-        payload = {k: v for k, v in previous.items() if k not in ("benchmark", "budget", "machine", "carried_over")}
-        payload["verdicts"] = verdicts(payload["baselines"])
-        write_result("perp", payload, keep=())
+        kept = tuple(k for k in previous if k not in ("benchmark", "budget", "machine", "carried_over", "verdicts"))
+        write_result("perp", {"verdicts": verdicts(previous["baselines"])}, keep=kept)
         return
     setup = pe.load("cpu")
     payload = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in setup.settings.items()},

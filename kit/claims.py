@@ -166,6 +166,16 @@ class Measurement:
                 f"`bench/{self.name}.py`: `bench/results/{self.path.name}`"
                 + (f" (parts kept from earlier runs: {earlier})" if earlier else ""))
 
+    def measured_on(self, template: str) -> str:
+        """The day (YYYY-MM-DD) the oldest part that ``template`` quotes was measured: a part kept from an
+        earlier run (``bench/*.py --only``) keeps that run's date."""
+        if not isinstance(template, str):
+            raise TypeError(f"template must be a string; got {type(template).__name__}")
+        day = str(self.data.get("machine", {}).get("date", "?"))
+        carried = self.data.get("carried_over") or {}
+        heads = {re.split(r"[.\[]", match.group(1), maxsplit=1)[0] for match in _FIELD.finditer(template)}
+        return min([str(carried.get(head) or day) for head in heads] or [day]).split(" ")[0]
+
     def format(self, template: str, **extra: Any) -> str:
         """The template with its fields filled from the result file (and ``extra``)."""
         if not isinstance(template, str):
@@ -298,7 +308,7 @@ def claims_table(claims: Sequence[PaperClaim] | None = None) -> str:
         verdict = m[c.verdict]
         holds = "yes" if verdict["holds"] else "no"
         why = f": {verdict['why']}" if verdict.get("why") else ""
-        date = str(m.data.get("machine", {}).get("date", "?")).split(" ")[0]
+        date = m.measured_on(f"{c.measured} {{{c.verdict}}}")
         lines.append(f"| {c.notebook} | {c.claim} | {m.format(c.measured)} ({c.bench}.json, {date}) | {holds}{why} |")
     return "\n".join(lines) + "\n"
 

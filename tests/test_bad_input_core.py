@@ -128,3 +128,17 @@ def test_bench_results_are_written_atomically_and_survive_a_truncated_previous_f
     again = json.loads(path.read_text())
     assert again["accuracy"] == {"a": 3} and again["speed"] == 3.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.json"]  # no temporary files left
+
+
+def test_a_part_kept_twice_keeps_the_date_it_was_measured(tmp_path, monkeypatch):
+    common = bench_common()
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    monkeypatch.setitem(common._DEVICE, "device", torch.device("cpu"))
+    clock = iter(["2026-01-01 10:00:00", "2026-02-01 10:00:00", "2026-03-01 10:00:00"])
+    monkeypatch.setattr(common.time, "strftime", lambda fmt: next(clock))
+    common.write_result("demo", {"speed": 1.0, "accuracy": {"a": 3}})
+    common.write_result("demo", {"speed": 2.0}, keep=("accuracy",))
+    path = common.write_result("demo", {"speed": 3.0}, keep=("accuracy",))
+    written = json.loads(path.read_text())
+    assert written["machine"]["date"] == "2026-03-01 10:00:00"
+    assert written["carried_over"] == {"accuracy": "2026-01-01 10:00:00"}

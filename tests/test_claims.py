@@ -81,6 +81,19 @@ def test_claims_table_reports_the_bench_verdict(result_dir):
     assert "| 01 | SFW matches SGD | 87.5% (toy.json, 2026-01-02) | no: too few epochs |" in table
 
 
+def test_claims_table_dates_a_claim_by_the_oldest_part_it_quotes(result_dir):
+    data = json.loads((result_dir / "toy.json").read_text())
+    data["carried_over"] = {"accuracy": "2025-12-31 23:00:00"}  # kept by a later `--only` run
+    (result_dir / "toy.json").write_text(json.dumps(data))
+    m = claims.load("toy")
+    assert m.measured_on("{accuracy.rows[SGD].mean:.1%} and {verdicts.toy}") == "2025-12-31"
+    assert m.measured_on("{verdicts.toy.why}") == m.measured_on("no fields") == "2026-01-02"
+    claim = claims.PaperClaim("01", "SFW matches SGD", "toy", "{accuracy.rows[SFW L2].mean:.1%}", "verdicts.toy")
+    assert "87.5% (toy.json, 2025-12-31)" in claims.claims_table([claim])
+    with pytest.raises(TypeError, match="template"):
+        m.measured_on(None)
+
+
 def test_scanner_flags_measured_numbers_and_spares_settings_in_code():
     assert measured_numbers("SGD reaches 93.9% and trails by 1.3 points, 2.5x faster in 20 ms") == [
         "93.9%", "1.3 points", "2.5x", "20 ms"]
