@@ -25,7 +25,7 @@ from ..budget import reads_are_free
 from ..models import Rebuildable
 from ..validate import check_float, check_int
 from . import kernels
-from .singular import EPS, LOW_PRECISION, top_k
+from .singular import EPS, LOW_PRECISION, top_k, top_k_projection
 
 
 def check_shape(shape: Sequence[int] | torch.Size) -> torch.Size:
@@ -565,8 +565,13 @@ class NuclearBall(Constraint):
 
     def _lmo(self, x, out):
         # v = -r u1 v1^T, the top singular pair to a residual tolerance (top_k with k = 1, warm-started);
-        # a fixed number of plain power iterations lands off the optimum when sigma_1 and sigma_2 are close
+        # a fixed number of plain power iterations lands off the optimum when sigma_1 and sigma_2 are close,
+        # so only an accelerator, where the residual test would stall every step, takes a fixed number
         m = as_matrix(x)
+        if not reads_are_free(x):  # a fixed number of warm-started iterations: nothing read on the host
+            left, coeff, self._buffers["basis"] = top_k_projection(m, 1, iters=self.power_iters,
+                                                                   start=self._buffers.get("basis"), seed=0)
+            return scaled_to_radius((left @ coeff).reshape(x.shape), coeff.norm(), self.radius, out)
         if m.norm() <= EPS:
             return out.zero_()
         u, _, vh, basis, _, _ = top_k(m, 1, iters=self.power_iters, tol=self.tol, oversample=None,

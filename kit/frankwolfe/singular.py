@@ -3,6 +3,11 @@
 Block power iteration with Rayleigh-Ritz extraction, warm-started, stopped by a residual tolerance,
 with the full SVD as the answer when it is cheaper or the iteration does not converge fast enough:
 the LMO is as accurate as the tolerance says however close the top singular values lie.
+
+On an accelerator the regions call :func:`top_k_projection` instead: a fixed number of warm-started
+iterations, orthonormalized by Cholesky QR, with no residual test and no SVD, whose checks would make
+the host wait for the device at every step. Its error shrinks geometrically over calls on slowly
+changing matrices (the momentum of a training run); a clustered spectrum needs more ``power_iters``.
 """
 
 from __future__ import annotations
@@ -87,6 +92,41 @@ def top_k(a: torch.Tensor, k: int, *, iters: int, tol: float, oversample: int | 
     return (*found, "power", spent)
 
 
+def _orthonormal(y: torch.Tensor) -> torch.Tensor:
+    """Orthonormal columns spanning those of y (m x p) by shifted Cholesky QR, twice: matrix products and a
+    triangular solve, with no error check that reads a value on the host (QR and SVD wait for the device)."""
+    if y.shape[1] == 1:  # one column: its normalization (a zero column stays zero)
+        return y / torch.linalg.vector_norm(y).clamp_min(torch.finfo(y.dtype).tiny)
+    eye = torch.eye(y.shape[1], device=y.device, dtype=y.dtype)
+    for _ in range(2):  # the second pass restores orthogonality the first loses to the Gram's conditioning
+        gram = y.T @ y
+        shift = gram.diagonal().sum() * (torch.finfo(y.dtype).eps * (y.shape[0] + y.shape[1]))
+        factor = torch.linalg.cholesky_ex(gram + (shift + torch.finfo(y.dtype).tiny) * eye).L
+        y = torch.linalg.solve_triangular(factor.T, y, upper=True, left=False)  # y R^-1 with R = L^T
+    return y
+
+
+def top_k_projection(a: torch.Tensor, k: int, *, iters: int, start: torch.Tensor | None, seed: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """U_k U_k^T a as (left basis Q: m x k, Q^T a: k x n) and the right basis for the next warm start, after
+    ``iters`` block power iterations from ``start`` (or a seeded random basis), for an accelerator.
+
+    No residual test and no SVD (both read values on the host): a fixed number of iterations, whose error
+    shrinks like (s_{k+1} / s_k)^(2 iters) and, warm-started from the last call, keeps shrinking over calls.
+    """
+    n = a.shape[1]
+    if start is None or start.shape != (n, k):
+        have = 0 if start is None or start.shape[0] != n else min(k, start.shape[1])
+        gen = torch.Generator(device=a.device).manual_seed(seed) if a.device.type != "meta" else None
+        extra = torch.randn(n, k - have, generator=gen, device=a.device, dtype=a.dtype)
+        start = torch.cat([start[:, :have].to(a.dtype), extra], 1) if have else extra
+    basis = _orthonormal(start.to(a.dtype))
+    for _ in range(iters):
+        basis = _orthonormal(a.T @ _orthonormal(a @ basis))
+    left = _orthonormal(a @ basis)
+    return left, left.T @ a, basis
+
+
 def top_k_singular(m: torch.Tensor, k: int, *, iters: int = 10, tol: float = 1e-3, oversample: int | None = None,
                    start: torch.Tensor | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The k largest singular triplets (U: m x k, S: k, Vh: k x n) of a matrix, S descending.
@@ -116,4 +156,4 @@ def top_k_singular(m: torch.Tensor, k: int, *, iters: int = 10, tol: float = 1e-
     return u.to(m.dtype), s.to(m.dtype), vh.to(m.dtype)
 
 
-__all__ = ["top_k", "top_k_singular"]
+__all__ = ["top_k", "top_k_projection", "top_k_singular"]

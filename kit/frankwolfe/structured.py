@@ -33,7 +33,7 @@ from .constraints import (
     resolve_k,
     scaled_to_radius,
 )
-from .singular import top_k
+from .singular import top_k, top_k_projection
 
 
 def _resolve_count(k: int | float, limit: int, what: str, shape: torch.Size, name: str = "k") -> int:
@@ -108,7 +108,9 @@ class SpectralKSupportBall(Constraint):
     The gauge is the k-support norm of the singular values: the nuclear norm at k = 1, the Frobenius
     norm at k = rank. ``k`` is a count or a fraction of min(rows, columns). The LMO takes the top-k
     singular triplets by :func:`top_k_singular`, warm-started from the previous call's subspace;
-    ``last_method`` ('power', 'svd' or 'zero') and ``last_iters`` tell how the last call got them.
+    ``last_method`` ('power', 'svd' or 'zero') and ``last_iters`` tell how the last call got them. On an
+    accelerator it spends exactly ``power_iters`` warm-started iterations per call instead
+    (:func:`~kit.frankwolfe.singular.top_k_projection`), so that nothing is read on the host.
     """
 
     name = "spectral_k_support"
@@ -135,6 +137,11 @@ class SpectralKSupportBall(Constraint):
     def _lmo(self, x, out):
         a = as_matrix(x)
         a = a.float() if a.dtype in LOW_PRECISION else a
+        if not reads_are_free(x):  # a fixed number of warm-started iterations: nothing read on the host
+            left, coeff, self._buffers["basis"] = top_k_projection(a, self.k, iters=self.power_iters,
+                                                                   start=self._buffers.get("basis"), seed=self.seed)
+            self.last_method, self.last_iters = "power", self.power_iters
+            return scaled_to_radius((left @ coeff).reshape(x.shape), coeff.norm(), self.radius, out)
         if float(torch.linalg.matrix_norm(a)) <= EPS:
             self.last_method, self.last_iters = "zero", 0
             return out.zero_()
