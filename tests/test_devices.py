@@ -397,7 +397,7 @@ def test_masked_training_steps_in_fit_have_no_host_sync():
 
 
 @needs_cuda
-@pytest.mark.parametrize("defence", ["mean", "median", "trimmed_mean"])
+@pytest.mark.parametrize("defence", ["mean", "median", "trimmed_mean", "geometric_median"])
 def test_fl_server_aggregation_has_no_host_sync(defence):
     g = torch.Generator().manual_seed(0)
     honest = torch.softmax(torch.randn(6, 200, 10, generator=g), -1).cuda()
@@ -462,7 +462,7 @@ def test_fit_adds_five_kernels_to_a_training_step():
     assert sum(fitted.values()) - sum(count_kernel_ops(step).values()) == 5
 
 
-@pytest.mark.parametrize("defence", ["mean", "median", "trimmed_mean"])
+@pytest.mark.parametrize("defence", ["mean", "median", "trimmed_mean", "geometric_median"])
 def test_fl_server_aggregation_reads_nothing_on_the_host(defence):
     """The same round on the ``meta`` device, so on any machine: tensors without data, any host read raises."""
     honest = torch.softmax(torch.randn(6, 200, 10, generator=torch.Generator().manual_seed(0)), -1).to("meta")

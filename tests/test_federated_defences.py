@@ -25,6 +25,7 @@ from kit.federated import (
     aggregate_vectors,
     attack,
 )
+from kit.federated import defences as defences_mod
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -88,7 +89,15 @@ def sum_of_distances(x: np.ndarray, z: np.ndarray, w: np.ndarray | None = None) 
     return float(((np.ones(len(x)) if w is None else w) * np.linalg.norm(x - z, axis=1)).sum())
 
 
-def test_geometric_median_matches_scipy_minimize():
+@pytest.fixture(params=["native", "accelerator path"])
+def median_path(request, monkeypatch) -> str:
+    """'accelerator path' runs the geometric median as a GPU does (every iteration, nothing read) anywhere."""
+    if request.param == "accelerator path":
+        monkeypatch.setattr(defences_mod, "reads_are_free", lambda x: False)
+    return request.param
+
+
+def test_geometric_median_matches_scipy_minimize(median_path):
     p = honest_predictions(clients=7, samples=5, classes=4, noise=1.5, seed=2)
     got = aggregate("geometric_median", p).value.numpy()
     for s in range(5):
@@ -102,6 +111,19 @@ def test_geometric_median_matches_scipy_minimize():
     z, best = scipy_geometric_median(v, w)
     assert sum_of_distances(v, got.numpy(), w) <= best + 1e-9
     np.testing.assert_allclose(got.numpy(), z, atol=1e-4)
+
+
+def test_geometric_median_on_the_accelerator_path_stops_where_the_cpu_stops(monkeypatch):
+    """Every iteration runs on an accelerator, but the median stays at the iterate where the CPU's stopping
+    test ended the loop: the same bits, however many iterations are allowed past it."""
+    p = honest_predictions(clients=9, samples=30, classes=5, noise=1.0, seed=4)
+    allowed = (3, 1000, 2000)
+    native = [aggregate("geometric_median", p, iterations=n).value for n in allowed]
+    assert not torch.equal(native[0], native[1])  # 3 iterations stop short of the test
+    assert torch.equal(native[1], native[2])  # the test stops the loop before 1000 iterations
+    monkeypatch.setattr(defences_mod, "reads_are_free", lambda x: False)
+    for n, want in zip(allowed, native, strict=True):
+        assert torch.equal(aggregate("geometric_median", p, iterations=n).value, want)
 
 
 def test_weighted_mean_matches_numpy_average():

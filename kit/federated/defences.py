@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..budget import reads_are_free
 from ..validate import check_choice, check_float, check_int
 from .attacks import check_predictions, check_vectors
 
@@ -94,22 +95,29 @@ def _geometric_median(x: torch.Tensor, weights: torch.Tensor | None, iterations:
     """Weiszfeld's iteration per sample, started at the (weighted) mean."""
     w = torch.ones(x.shape[0], dtype=x.dtype, device=x.device) if weights is None else weights
     z = torch.einsum("n,nsk->sk", w, x) / w.sum()
-    scale = 1 + float(x.abs().max())
+    on_host = reads_are_free(x)
+    scale = 1 + (float(x.abs().max()) if on_host else x.abs().amax())
     tol = 4 * torch.finfo(x.dtype).eps * scale
     # distances are clamped at rounding level so a median landing on a client does not divide by zero;
     # a larger guard would keep the iterate that far from a client that is the true median
     guard = torch.finfo(x.dtype).eps * scale
+    settled = torch.zeros((), dtype=torch.bool, device=x.device)
     for _ in range(iterations):
         inverse = w[:, None] / (x - z).norm(dim=-1).clamp_min(guard)  # (clients, samples)
         new = torch.einsum("ns,nsk->sk", inverse, x) / inverse.sum(0)[:, None]
-        done = float((new - z).abs().max()) <= tol
-        z = new
-        if done:
-            break
+        if on_host:
+            done = float((new - z).abs().max()) <= tol
+            z = new
+            if done:
+                break
+        else:  # every iteration runs, and z stays at the first iterate the CPU would have stopped at
+            done = (new - z).abs().max() <= tol
+            z = torch.where(settled, z, new)
+            settled = settled | done
     return _snap_to_client(x, w, z, guard)
 
 
-def _snap_to_client(x: torch.Tensor, w: torch.Tensor, z: torch.Tensor, guard: float) -> torch.Tensor:
+def _snap_to_client(x: torch.Tensor, w: torch.Tensor, z: torch.Tensor, guard: float | torch.Tensor) -> torch.Tensor:
     """Move z to its nearest client where that client is the exact geometric median.
 
     Weiszfeld approaches a median that sits on a client only sublinearly; Kuhn's test settles it: client j
