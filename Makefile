@@ -34,9 +34,12 @@ install-gpu:
 tour: $(STAMP)
 	$(BIN)/python -m kit.runner run notebooks/00_tour.ipynb --budget $(BUDGET) --out $(OUT)
 
-## make test: ruff, unit tests and notebook tests (nbval, smoke budget)
+## make test: ruff, unit tests and notebook tests (nbval, smoke budget) on two single-thread workers (a file
+## stays on one worker), then the claim tests at the default thread count (make claims runs them at one)
 test: $(STAMP) lint
-	KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest --nbval-lax tests notebooks
+	OMP_NUM_THREADS=1 KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax \
+		--ignore-glob='tests/test_*claim*.py' tests notebooks
+	KIT_BUDGET=smoke KIT_INTERACTIVE=0 $(BIN)/python -m pytest tests/test_*claim*.py
 
 ## make claims: the claim tests again at one intra-op thread (make test runs them at the default count),
 ## on two single-thread workers (no oversubscription; a test file stays on one worker, its fixtures load once)
