@@ -7,6 +7,7 @@ count host synchronisations need CUDA and are skipped elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -286,6 +287,19 @@ def test_adagrad_sfw_on_the_device_matches_adagrad_fw_by_hand(device, lmo_path):
     np.testing.assert_allclose(p.detach().cpu().numpy(), want, rtol=1e-7, atol=1e-9)
 
 
+def _second_meta_step_kernels(model: nn.Module, opt: torch.optim.Optimizer) -> dict[str, int]:
+    """The kernels of an optimizer's second step on a ``meta`` model with random gradients (the first makes
+    the optimizer's state); a read on the host raises."""
+
+    def step():
+        for p in model.parameters():
+            p.grad = torch.randn_like(p)
+        opt.step()
+
+    step()
+    return count_kernel_ops(step)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("rescale", ["gradient", "diameter"])
 def test_sfw_steps_in_every_region_read_nothing_on_the_host(kind, rescale):
@@ -293,14 +307,7 @@ def test_sfw_steps_in_every_region_read_nothing_on_the_host(kind, rescale):
     model = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 8)).to("meta")
     regions = [build(kind, p.shape, 1.0, k=1, p=3.0) for p in model.parameters()]
     opt = SFW(model.parameters(), regions, lr=0.1, momentum=0.9, rescale=rescale)
-
-    def step():
-        for p in model.parameters():
-            p.grad = torch.randn_like(p)
-        opt.step()
-
-    step()  # the first step makes the momentum buffers
-    assert count_kernel_ops(step)
+    assert _second_meta_step_kernels(model, opt)
 
 
 @pytest.mark.parametrize("optimizer", ["adagrad_sfw", "projected_sgd"])
@@ -311,14 +318,7 @@ def test_adagrad_sfw_and_projected_sgd_steps_read_nothing_on_the_host(optimizer,
     regions = [build(kind, p.shape, 1.0) for p in model.parameters()]
     opt = (AdaGradSFW(model.parameters(), regions, lr=0.1, momentum=0.5) if optimizer == "adagrad_sfw"
            else ProjectedSGD(model.parameters(), regions, lr=0.1, momentum=0.9))
-
-    def step():
-        for p in model.parameters():
-            p.grad = torch.randn_like(p)
-        opt.step()
-
-    step()  # the first step makes the optimizer's state
-    counts = count_kernel_ops(step)
+    counts = _second_meta_step_kernels(model, opt)
     assert counts and all(p.device.type == "meta" for p in model.parameters())
 
 
@@ -335,6 +335,17 @@ class _NoSync:
         torch.cuda.set_sync_debug_mode("default")
 
 
+def _third_step_under_no_sync(model: nn.Module, opt: torch.optim.Optimizer) -> None:
+    """Two training steps on a CUDA model (the first creates the optimizer's state), then a third in which
+    any host synchronisation raises."""
+    x, y = torch.rand(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
+    for watched in (False, False, True):
+        with _NoSync() if watched else contextlib.nullcontext():
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+
 @needs_cuda
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "unconstrained"])
 @pytest.mark.parametrize("rescale", ["gradient", "diameter"])
@@ -342,15 +353,7 @@ def test_sfw_step_has_no_host_sync(kind, rescale):
     torch.manual_seed(0)
     model = MLP((1, 28, 28), (300, 100), 10).cuda()
     opt = sfw_setup(kind, width=10.0, lr=0.1, rescale=rescale, k=0.05, p=3.0)(model)
-    x, y = torch.rand(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
-    for _ in range(2):  # the first step creates the momentum buffers
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    with _NoSync():
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    _third_step_under_no_sync(model, opt)
 
 
 @needs_cuda
@@ -361,15 +364,7 @@ def test_adagrad_sfw_and_projected_sgd_steps_have_no_host_sync(optimizer):
     regions = [build("l1", p.shape, 50.0) for p in model.parameters()]
     opt = (AdaGradSFW(model.parameters(), regions, lr=0.1, momentum=0.5) if optimizer == "adagrad_sfw"
            else ProjectedSGD(model.parameters(), regions, lr=0.1, momentum=0.9))
-    x, y = torch.rand(64, 1, 28, 28, device="cuda"), torch.randint(0, 10, (64,), device="cuda")
-    for _ in range(2):  # the first step creates the optimizer's state
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    with _NoSync():
-        opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+    _third_step_under_no_sync(model, opt)
 
 
 @needs_cuda
